@@ -1,0 +1,338 @@
+"""Ensembles of trained networks, covariate noise, and the estimate files.
+
+Two sources of uncertainty (paper.md 5.1): the problem is ill-posed (many flow tables
+fit the data), handled by an *ensemble* of networks that differ by seed and by held-out
+corridors; and the inputs are uncertain, handled by pushing *noise* through each trained
+network: relative Gaussian noise on the unscaled covariates (binary ones untouched,
+non-negative ones clipped at 0) and on the initial stock. Every (member, sample) pair
+is one realisation; estimates are quantiles over realisations, computed year by year
+from memory-mapped arrays so that memory stays bounded.
+
+Held-out estimates: each member hides its own corridors from the loss. For a corridor,
+the ``*_heldout`` variables summarise only the realisations of members that did not
+see it, which makes them honest test predictions (the paper's ``test_flows.nc``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from . import paths, schema
+from .config import RunConfig
+from .edges import Features, covariate_arrays
+from .splits import random_corridors
+from .training import Run, Simulator, initial_stock, prepare_problem, train
+
+log = logging.getLogger(__name__)
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+SIGNED = ("gdp_growth", "refugees_change")
+UNPERTURBED = (*schema.BINARY_COVARIATES, "refugees_change")  # change is recomputed
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Relative noise levels of the realisations (standard deviations, as fractions)."""
+
+    covariates: float = 0.05  # x' ~ N(x, (level |x|)^2) on every continuous covariate
+    initial_stock: float = 0.10  # the same on the initial foreign-born stocks
+    samples: int = 3  # noisy realisations per member, besides the noise-free one
+
+
+def perturb_covariates(arrays: dict[str, np.ndarray], level: float,
+                       rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Relative Gaussian noise on the unscaled covariates (before any transform)."""
+    out = dict(arrays)
+    for name, x in arrays.items():
+        if name in UNPERTURBED or level == 0:
+            continue
+        noisy = x + level * np.abs(x) * rng.standard_normal(x.shape)
+        out[name] = noisy if name in SIGNED else np.clip(noisy, 0.0, None)
+    if "refugees" in out:
+        change = np.zeros_like(out["refugees"])
+        change[1:] = out["refugees"][1:] - out["refugees"][:-1]
+        out["refugees_change"] = change
+    return out
+
+
+def perturb_stock(stock0: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Relative Gaussian noise on the foreign-born cells of the initial stock (diagonal kept)."""
+    noisy = np.clip(stock0 * (1.0 + level * rng.standard_normal(stock0.shape)), 0.0, None)
+    np.fill_diagonal(noisy, np.diagonal(stock0))
+    return noisy
+
+
+@dataclass
+class Prediction:
+    """One realisation: flows on edges, corridor flows, stocks and net migration (numpy)."""
+
+    edge_flows: np.ndarray  # (Y, E)
+    flows: np.ndarray  # (Y, N, N)
+    stocks: np.ndarray  # (Y + 1, N, N)
+    net_migration: np.ndarray  # (Y, N)
+
+
+def predict(run: Run, ds: xr.Dataset, arrays: dict[str, np.ndarray] | None = None,
+            stock0: np.ndarray | None = None) -> Prediction:
+    """Run a trained network forward over all years (no gradient)."""
+    device = torch.device(run.config.device)
+    run.model.eval()
+    features = Features(ds, run.scalings, run.edges, device=device, cache=False, arrays=arrays)
+    problem = prepare_problem(ds, run.heldout, run.config, device)
+    start = problem.stock0 if stock0 is None else torch.as_tensor(
+        stock0, dtype=torch.float32, device=device)
+    sim = Simulator(run.model, features, problem, run.scalings["stock"])
+    with torch.no_grad():
+        traj = sim.run(start, keep_edge_flows=True)
+    flows = torch.stack(traj.corridor_flows).cpu().numpy()
+    return Prediction(edge_flows=torch.stack(traj.edge_flows).cpu().numpy(), flows=flows,
+                      stocks=torch.stack(traj.stocks).cpu().numpy(),
+                      net_migration=flows.sum(1) - flows.sum(2))
+
+
+def realisations(run: Run, ds: xr.Dataset, noise: NoiseConfig, seed: int):
+    """Yield the noise-free prediction, then ``noise.samples`` noisy ones."""
+    yield predict(run, ds)
+    rng = np.random.default_rng(seed)
+    arrays = covariate_arrays(ds)
+    stock0 = initial_stock(ds)
+    for _ in range(noise.samples):
+        yield predict(run, ds, perturb_covariates(arrays, noise.covariates, rng),
+                      perturb_stock(stock0, noise.initial_stock, rng))
+
+
+def member_seeds(seed: int, members: int) -> list[int]:
+    """Seed of each member: base seed + member index."""
+    return [seed + m for m in range(members)]
+
+
+def train_member(ds: xr.Dataset, config: RunConfig, member_seed: int, run_dir: Path,
+                 progress: bool = True) -> Run:
+    """Train (or reload) one member with its own seed and held-out corridors."""
+    cfg = config.replace(seed=member_seed)
+    if (run_dir / "model.pt").exists():
+        run = Run.load(run_dir, device=config.device)
+        if run.config == cfg:
+            log.info("member seed %d: reusing %s", member_seed, run_dir)
+            return run
+    heldout = random_corridors(~np.isnan(ds["flow"].values), cfg.test_frac, member_seed)
+    return train(ds, cfg, run_dir=run_dir, heldout=heldout, progress=progress)
+
+
+class _Store:
+    """Memory-mapped arrays (realisation, year, ...) of every quantity, on disk."""
+
+    def __init__(self, folder: Path, n_real: int, pred: Prediction):
+        self.arrays = {}
+        for name in ("edge_flows", "flows", "stocks", "net_migration"):
+            shape = (n_real, *getattr(pred, name).shape)
+            self.arrays[name] = np.lib.format.open_memmap(
+                folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+
+    def put(self, r: int, pred: Prediction) -> None:
+        for name, arr in self.arrays.items():
+            arr[r] = getattr(pred, name)
+
+
+def _quantiles_by_year(arr: np.ndarray, levels, select=None) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles and mean over axis 0, one year (axis 1) at a time."""
+    shape = (len(levels), *arr.shape[1:])
+    q = np.empty(shape, dtype=np.float32)
+    mean = np.empty(arr.shape[1:], dtype=np.float32)
+    for t in range(arr.shape[1]):
+        block = np.asarray(arr[:, t] if select is None else arr[select, t], dtype=np.float64)
+        q[:, t] = np.quantile(block, levels, axis=0)
+        mean[t] = block.mean(axis=0)
+    return q, mean
+
+
+def _heldout_quantiles(flows: np.ndarray, member_of: np.ndarray, heldouts: list[np.ndarray],
+                       levels) -> np.ndarray:
+    """Quantiles of corridor flows over the realisations of members that held them out."""
+    out = np.full((len(levels), *flows.shape[1:]), np.nan, dtype=np.float32)
+    groups: dict[tuple, list] = {}
+    n = flows.shape[-1]
+    for corridor in range(n * n):
+        who = tuple(m for m, h in enumerate(heldouts) if h.flat[corridor])
+        if who:
+            groups.setdefault(who, []).append(corridor)
+    for who, corridors in groups.items():
+        rows = np.isin(member_of, who)
+        o, d = np.unravel_index(corridors, (n, n))
+        block = np.asarray(flows[rows][:, :, o, d], dtype=np.float64)
+        out[:, :, o, d] = np.quantile(block, levels, axis=0)
+    return out
+
+
+def git_commit() -> str:
+    """The project's git commit (with '-dirty' when there are local changes), or 'unknown'."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=paths.ROOT, capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def member_dirs(runs_dir: Path, members: int, first: Path | None = None) -> list[Path]:
+    """Run folder of each member; member 0 may be an existing single run (same seed)."""
+    dirs = [runs_dir / f"member_{m:02d}" for m in range(members)]
+    if first is not None and members:
+        dirs[0] = Path(first)
+    return dirs
+
+
+def run_ensemble(ds: xr.Dataset, config: RunConfig, members: int, noise: NoiseConfig,
+                 runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 levels=QUANTILES, progress: bool = True,
+                 first_member: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Train ``members`` networks, draw realisations and write the estimate files.
+
+    Member m has seed ``config.seed + m`` and its own held-out corridors. A member whose
+    folder already holds a network trained with the same configuration is reused;
+    ``first_member`` lets member 0 be the single run of notebook 02. Returns the paths of
+    the written netCDF files (flows, flow_table, stocks, net_migration).
+    """
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    if members < 1:
+        raise ValueError(f"members must be >= 1, got {members}")
+    seeds = member_seeds(config.seed, members)
+    dirs = member_dirs(runs_dir, members, Path(first_member) if first_member else None)
+    runs = [train_member(ds, config, s, d, progress) for s, d in zip(seeds, dirs)]
+    per_member = 1 + noise.samples
+    n_real = members * per_member
+    member_of = np.repeat(np.arange(members), per_member)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None,
+                                     prefix="realisations-") as tmp:
+        store = None
+        bar = tqdm(total=n_real, desc="realisations", disable=not progress)
+        for m, run in enumerate(runs):
+            for r, pred in enumerate(realisations(run, ds, noise, seed=seeds[m] + 10_000)):
+                if store is None:
+                    store = _Store(Path(tmp), n_real, pred)
+                store.put(m * per_member + r, pred)
+                bar.update()
+        bar.close()
+        attrs = _provenance(ds, config, seeds, noise, levels)
+        written = write_estimates(store.arrays, ds, runs[0].edges, member_of,
+                                  [r.heldout for r in runs], levels, attrs, out_dir)
+    return written
+
+
+def _provenance(ds: xr.Dataset, config: RunConfig, seeds, noise: NoiseConfig, levels) -> dict:
+    source = ds.attrs.get("data_source", "unknown")
+    prefix = "SYNTHETIC world: " if source == "synthetic" else ""
+    return {
+        "Conventions": "CF-1.10",
+        "title": f"{prefix}annual migration estimates by country of birth",
+        "institution": "migflow research compendium",
+        "source": f"migflow ensemble, git commit {git_commit()}",
+        "references": "Gaskin & Abel (2025), Deep learning four decades of human migration, "
+                      "arXiv:2506.22821",
+        "data_source": source,
+        "dataset_title": ds.attrs.get("title", ""),
+        "members": len(seeds),
+        "member_seeds": ",".join(map(str, seeds)),
+        "samples_per_member": noise.samples,
+        "covariate_noise": noise.covariates,
+        "initial_stock_noise": noise.initial_stock,
+        "quantile_method": "numpy linear interpolation over all realisations",
+        "run_config": config.to_json(),
+    }
+
+
+def _quantile_coord(levels) -> dict:
+    return {"quantile": ("quantile", np.asarray(levels, dtype=np.float64),
+                         {"long_name": "quantile level over realisations", "units": "1"})}
+
+
+def _encoding(ds: xr.Dataset, time_dim: str) -> dict:
+    enc = {}
+    for name, var in ds.data_vars.items():
+        chunks = tuple(1 if d == time_dim else s for d, s in zip(var.dims, var.shape))
+        enc[name] = {"zlib": True, "complevel": 4, "dtype": "float32", "chunksizes": chunks}
+    return enc
+
+
+def _write(ds: xr.Dataset, path: Path, time_dim: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds, time_dim))
+    os.replace(tmp, path)
+    log.info("wrote %s", path)
+    return path
+
+
+def write_estimates(arrays: dict, ds: xr.Dataset, edges: np.ndarray, member_of: np.ndarray,
+                    heldouts: list[np.ndarray], levels, attrs: dict,
+                    out_dir: Path) -> dict[str, Path]:
+    """Summarise realisations into quantiles and write the four CF-style netCDF files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    codes = ds["country"].values
+    years, stock_years = ds["year"].values, ds["stock_year"].values
+    qc = _quantile_coord(levels)
+    written = {}
+
+    q, mean = _quantiles_by_year(arrays["flows"], levels)
+    held = _heldout_quantiles(arrays["flows"], member_of, heldouts, levels)
+    dims = ("quantile", "year", "origin", "destination")
+    flows = xr.Dataset(
+        {"flow": (dims, q, {"long_name": "annual migration flow from origin to destination",
+                            "units": "persons", "cell_methods": "year: sum"}),
+         "flow_mean": (dims[1:], mean, {"long_name": "mean annual migration flow",
+                                        "units": "persons"}),
+         "flow_heldout": (dims, held, {
+             "long_name": "annual flow from the members that held this corridor out",
+             "units": "persons", "comment": "NaN where no member held the corridor out"})},
+        coords={**qc, "year": years, "origin": codes, "destination": codes}, attrs=attrs)
+    totals = np.stack([np.asarray(arrays["flows"][:, t], dtype=np.float64).sum(axis=(1, 2))
+                       for t in range(len(years))], axis=1)  # (realisation, year)
+    flows["total_flow"] = (("quantile", "year"), np.quantile(totals, levels, axis=0),
+                           {"long_name": "global total of annual migration flows",
+                            "units": "persons"})
+    written["flows"] = _write(flows, out_dir / "flows.nc", "year")
+
+    q, mean = _quantiles_by_year(arrays["stocks"], levels)
+    dims = ("quantile", "stock_year", "birth", "destination")
+    stocks = xr.Dataset(
+        {"stock": (dims, q, {"long_name": "migrant stock by country of birth on 1 January",
+                             "units": "persons"}),
+         "stock_mean": (dims[1:], mean, {"long_name": "mean stock", "units": "persons"})},
+        coords={**qc, "stock_year": stock_years, "birth": codes, "destination": codes},
+        attrs=attrs)
+    written["stocks"] = _write(stocks, out_dir / "stocks.nc", "stock_year")
+
+    q, mean = _quantiles_by_year(arrays["net_migration"], levels)
+    dims = ("quantile", "year", "country")
+    net = xr.Dataset(
+        {"net_migration": (dims, q, {"long_name": "net migration (immigration - emigration)",
+                                     "units": "persons"}),
+         "net_migration_mean": (dims[1:], mean, {"long_name": "mean net migration",
+                                                 "units": "persons"})},
+        coords={**qc, "year": years, "country": codes}, attrs=attrs)
+    written["net_migration"] = _write(net, out_dir / "net_migration.nc", "year")
+
+    q, mean = _quantiles_by_year(arrays["edge_flows"], levels)
+    dims = ("quantile", "year", "edge")
+    table = xr.Dataset(
+        {"flow_table": (dims, q, {"long_name": "annual flow of people born in edge_birth "
+                                  "from edge_origin to edge_destination", "units": "persons"}),
+         "flow_table_mean": (dims[1:], mean, {"long_name": "mean flow by birthplace",
+                                              "units": "persons"})},
+        coords={**qc, "year": years, "edge_birth": ("edge", codes[edges[0]]),
+                "edge_origin": ("edge", codes[edges[1]]),
+                "edge_destination": ("edge", codes[edges[2]])},
+        attrs=attrs)
+    written["flow_table"] = _write(table, out_dir / "flow_table.nc", "year")
+    return written

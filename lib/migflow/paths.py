@@ -1,0 +1,35 @@
+"""Project folders, derived once from this file's location, and the raw-data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data"
+RAW = DATA / "raw"
+PROCESSED = DATA / "processed"
+ESTIMATES = DATA / "estimates"
+RUNS = ROOT / "runs"
+FIGURES = ROOT / "figures"
+
+DATA_SOURCES = ("synthetic", "real")
+
+
+def check_data_source(data: str) -> str:
+    """Return ``data`` if it names a known data source, else raise a clear ``ValueError``."""
+    if data not in DATA_SOURCES:
+        raise ValueError(
+            f"unknown DATA={data!r}; choose one of {', '.join(DATA_SOURCES)} "
+            "(for example: make all DATA=synthetic)")
+    return data
+
+
+def raw_data_dir(override: str | os.PathLike | None = None) -> Path:
+    """Directory holding the raw public files.
+
+    Order of precedence: the ``override`` argument, the ``RAW_DATA_DIR`` environment
+    variable, then ``data/raw`` inside the project (where downloads land).
+    """
+    value = override or os.environ.get("RAW_DATA_DIR") or ""
+    return Path(value).expanduser().resolve() if str(value).strip() else RAW
