@@ -6,12 +6,16 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data"
-RAW = DATA / "raw"
+RAW = ROOT / "data" / "raw"
+
+# Outputs go under the project root, or under $MIGFLOW_HOME when it is set (the tests use
+# this to run the whole pipeline in a scratch folder without touching your results).
+HOME = Path(os.environ.get("MIGFLOW_HOME") or ROOT).resolve()
+DATA = HOME / "data"
 PROCESSED = DATA / "processed"
 ESTIMATES = DATA / "estimates"
-RUNS = ROOT / "runs"
-FIGURES = ROOT / "figures"
+RUNS = HOME / "runs"
+FIGURES = HOME / "figures"
 
 DATA_SOURCES = ("synthetic", "real")
 

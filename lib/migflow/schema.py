@@ -90,7 +90,7 @@ TRUTH_VARS: dict[str, Var] = {
 }
 
 BINARY_COVARIATES = ("colonial_tie", "eu_member")
-BOUNDED_COVARIATES = ("linguistic_similarity", "religious_similarity")  # already in [0, 1]
+BOUNDED_COVARIATES = ("linguistic_similarity", "religious_similarity")  # indices, not log-scaled
 SIGNED_COVARIATES = ("gdp_growth",)  # may be negative
 
 

@@ -318,7 +318,8 @@ class Run:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    """Write through ``write(tmp)`` and rename: readers never see a half-written file."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keeps the suffix numpy wants
     write(tmp)
     os.replace(tmp, path)
 
@@ -368,7 +369,9 @@ def train(ds: xr.Dataset, config: RunConfig, run_dir: str | os.PathLike | None =
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimiser.step()
-        record = {"epoch": epoch + 1, **{k: float(v) for k, v in terms.items()},
+        record = {"epoch": epoch + 1,
+                  **{k: float(v.detach()) if torch.is_tensor(v) else float(v)
+                     for k, v in terms.items()},
                   "seconds": time.perf_counter() - t0}
         history.append(record)
         bar.set_postfix(loss=f"{record['total']:.3g}", test=f"{record['test_flow']:.3g}")
