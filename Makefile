@@ -114,7 +114,7 @@ $(OBS): notebooks/01_data_assembly.ipynb $(PARAMS)/data.params | $(STAMP)
 $(RUN): notebooks/02_training.ipynb $(OBS) $(PARAMS)/train.params | $(STAMP)
 	$(call run_notebook,02_training,$(COMMON) -p EPOCHS $(EPOCHS),$(RUNS)/single)
 
-$(EST): notebooks/03_ensemble_uncertainty.ipynb $(OBS) $(PARAMS)/ensemble.params | $(STAMP)
+$(EST): notebooks/03_ensemble_uncertainty.ipynb $(OBS) $(RUN) $(PARAMS)/ensemble.params | $(STAMP)
 	$(call run_notebook,03_ensemble_uncertainty,$(COMMON) -p EPOCHS $(EPOCHS) -p MEMBERS $(MEMBERS) -p SAMPLES $(SAMPLES),$(ESTIMATES) $(RUNS)/ensemble)
 
 $(VALID): notebooks/04_validation.ipynb $(EST) | $(STAMP)
@@ -124,8 +124,12 @@ $(FIGS): notebooks/05_figures.ipynb $(EST) $(VALID) | $(STAMP)
 	$(call run_notebook,05_figures,$(COMMON),$(FIGDIR))
 
 ## ---- checks ----
-test: $(STAMP) ## run the whole test suite (unit, properties, notebooks)
-	$(PY) -m pytest -q -ra --durations=10
+TEST_HOME := $(CURDIR)/build/test-home
+
+test: $(STAMP) ## run the whole test suite (unit, properties, pipeline, notebooks under nbval)
+	rm -rf $(TEST_HOME)
+	MIGFLOW_HOME=$(TEST_HOME) $(PY) -m pytest -ra --durations=15 tests notebooks \
+	  --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
 
 test-fast: $(STAMP) ## run the unit tests only (no training, no notebooks)
 	$(PY) -m pytest -q -ra -m "not slow and not notebooks"

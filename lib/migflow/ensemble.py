@@ -116,9 +116,19 @@ def member_seeds(seed: int, members: int) -> list[int]:
     return [seed + m for m in range(members)]
 
 
-def train_member(ds: xr.Dataset, config: RunConfig, member_seed: int, run_dir: Path,
-                 progress: bool = True) -> Run:
-    """Train (or reload) one member with its own seed and held-out corridors."""
+def train_member(ds: xr.Dataset | str | os.PathLike, config: RunConfig, member_seed: int,
+                 run_dir: Path, progress: bool = True, threads: int | None = None) -> Run:
+    """Train (or reload) one member with its own seed and held-out corridors.
+
+    ``ds`` may be a path to an observations file, which is what Dask workers receive.
+    ``threads`` fixes torch's thread count for this member (the same count gives the
+    same weights wherever the member runs).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if not isinstance(ds, xr.Dataset):
+        ds = xr.load_dataset(ds)
+    run_dir = Path(run_dir)
     cfg = config.replace(seed=member_seed)
     if (run_dir / "model.pt").exists():
         run = Run.load(run_dir, device=config.device)
@@ -127,6 +137,54 @@ def train_member(ds: xr.Dataset, config: RunConfig, member_seed: int, run_dir: P
             return run
     heldout = random_corridors(~np.isnan(ds["flow"].values), cfg.test_frac, member_seed)
     return train(ds, cfg, run_dir=run_dir, heldout=heldout, progress=progress)
+
+
+def train_members(ds: xr.Dataset, config: RunConfig, seeds: list[int], dirs: list[Path],
+                  progress: bool = True, scheduler: str | None = None,
+                  threads: int | None = None) -> list[Run]:
+    """Train the members serially or as tasks on a ``dask.distributed`` cluster.
+
+    ``scheduler``: ``None`` or ``"serial"`` trains in this process; ``"local"`` starts a
+    ``LocalCluster`` on this machine (one single-threaded worker per core); any other
+    value is the address of an existing scheduler (``tcp://host:port``, for example one
+    started by dask-jobqueue on SLURM); ``$DASK_SCHEDULER`` is used when ``scheduler`` is
+    None. Workers read the dataset from ``observations.nc`` when ``ds`` was loaded from a
+    file the workers can see, else receive it pickled. Trained runs are written to
+    ``dirs`` and reloaded here, so the results do not depend on where members ran.
+    """
+    scheduler = scheduler if scheduler is not None else os.environ.get("DASK_SCHEDULER") or None
+    if scheduler in (None, "", "serial"):
+        return [train_member(ds, config, s, d, progress, threads) for s, d in zip(seeds, dirs)]
+    from dask.distributed import Client, LocalCluster, progress as dask_progress
+
+    cluster = None
+    if scheduler == "local":
+        n = os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    log.info("training %d members on %s", len(seeds), client)
+    try:
+        payload = client.scatter(ds, broadcast=True)
+        futures = [client.submit(_train_member_task, payload, config, s, str(d), threads or 1,
+                                 key=f"member-seed-{s}", pure=False)
+                   for s, d in zip(seeds, dirs)]
+        if progress:
+            dask_progress(futures)
+        for f in futures:
+            f.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [Run.load(d, device=config.device) for d in dirs]
+
+
+def _train_member_task(ds, config, seed, run_dir, threads) -> str:
+    train_member(ds, config, seed, Path(run_dir), progress=False, threads=threads)
+    return run_dir
 
 
 class _Store:
@@ -197,20 +255,23 @@ def member_dirs(runs_dir: Path, members: int, first: Path | None = None) -> list
 def run_ensemble(ds: xr.Dataset, config: RunConfig, members: int, noise: NoiseConfig,
                  runs_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  levels=QUANTILES, progress: bool = True,
-                 first_member: str | os.PathLike | None = None) -> dict[str, Path]:
+                 first_member: str | os.PathLike | None = None, scheduler: str | None = None,
+                 threads: int | None = None) -> dict[str, Path]:
     """Train ``members`` networks, draw realisations and write the estimate files.
 
     Member m has seed ``config.seed + m`` and its own held-out corridors. A member whose
     folder already holds a network trained with the same configuration is reused;
-    ``first_member`` lets member 0 be the single run of notebook 02. Returns the paths of
-    the written netCDF files (flows, flow_table, stocks, net_migration).
+    ``first_member`` lets member 0 be the single run of notebook 02. ``scheduler`` selects
+    where members train (see :func:`train_members`). Returns the paths of the written
+    netCDF files (flows, flow_table, stocks, net_migration).
     """
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     if members < 1:
         raise ValueError(f"members must be >= 1, got {members}")
     seeds = member_seeds(config.seed, members)
     dirs = member_dirs(runs_dir, members, Path(first_member) if first_member else None)
-    runs = [train_member(ds, config, s, d, progress) for s, d in zip(seeds, dirs)]
+    runs = train_members(ds, config, seeds, dirs, progress=progress, scheduler=scheduler,
+                         threads=threads)
     per_member = 1 + noise.samples
     n_real = members * per_member
     member_of = np.repeat(np.arange(members), per_member)

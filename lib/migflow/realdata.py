@@ -642,7 +642,8 @@ def build_real_dataset(raw_dir: str | os.PathLike | None = None, first_year: int
     stock_years = list(range(first_year, last_year + 2))
     census = [c for c in CENSUS_YEARS if c in stock_years]
     tables = load_tables(raw_dir, verify)
-    regions = countries.load_countries(raw_dir, verify=False)["region"].to_numpy()
+    country_table = countries.load_countries(raw_dir, verify=False)
+    regions = country_table["region"].to_numpy()
     pop_mid = mid_year_population(tables["wdi"], list(range(first_year - 1, last_year + 2)))
     population = start_of_year_population(pop_mid)
     unilateral, imputed = unilateral_covariates(tables, years, regions)
@@ -658,6 +659,8 @@ def build_real_dataset(raw_dir: str | os.PathLike | None = None, first_year: int
                  "stock": stock, "stock_weight": stock_w, "net_migration": net,
                  "net_migration_weight": net_w, "flow": flow, "flow_weight": flow_w}
     ds = assemble(variables, years, census, {**imputed, **imputed_pairs}, g)
+    ds = ds.assign_coords(country_name=("country", country_table["name"].astype(str).to_numpy()),
+                          region=("country", regions.astype(str)))
     schema.check_observations(ds, "real data")
     return ds
 
