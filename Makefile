@@ -14,19 +14,30 @@ SHELL := /bin/bash
 
 ## ---- parameters (override on the command line: make all EPOCHS=400) ----
 DATA          ?= synthetic# data source: synthetic | real
+ifeq ($(DATA),real)
+# the real world on 2 CPU cores within about 90 minutes (see README)
+PRESET        ?= real-cpu
+EPOCHS        ?= 40
+MEMBERS       ?= 2
+SAMPLES       ?= 1
+endif
 N             ?= 40# number of synthetic countries (5..231)
 SEED          ?= 0# base seed (members use SEED + m)
+PRESET        ?= quick# network and training preset: quick | real-cpu | paper
 EPOCHS        ?= 300# training epochs per network
 MEMBERS       ?= 4# ensemble members
 SAMPLES       ?= 3# covariate-noise samples per member
 DEVICE        ?= cpu# cpu | cuda | mps
 RAW_DATA_DIR  ?= # local copy of the raw public files (for DATA=real)
-DASK_SCHEDULER ?= # tcp://host:port of an existing Dask cluster (empty: local)
+DASK_SCHEDULER ?= # where ensemble members train: empty (serial), local, or tcp://host:port
 FOLDS         ?= 5# cross-validation folds
 SPLIT         ?= kfold# cross-validation split: random | kfold | country | years
 PYTHON_BASE   ?= python3
 
 export RAW_DATA_DIR DASK_SCHEDULER
+# OpenMP threads that wait passively: busy-waiting threads make small torch problems up to
+# 50 times slower on a loaded 2-core machine.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 ## ---- paths ----
 VENV      := .venv
@@ -56,7 +67,7 @@ help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (current value):"
-	@grep -hE '^[A-Z_]+ +\?= ' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) +\?= *([^#]*)#? *(.*)$$/\1\t\2\t\3/' \
+	@grep -hE '^[A-Z_]+ +\?= [^#]*#' $(MAKEFILE_LIST) | sed -E 's/^([A-Z_]+) +\?= *([^#]*)#? *(.*)$$/\1\t\2\t\3/' \
 	  | awk -F'\t' '{printf "  %-15s %-12s %s\n", $$1, $$2, $$3}'
 
 ## ---- environment ----
@@ -84,8 +95,8 @@ $(PARAMS)/$(1).params: FORCE
 	@echo "$(2)" | cmp -s - $$@ || echo "$(2)" > $$@
 endef
 $(eval $(call param_stamp,data,N=$(N) SEED=$(SEED) RAW=$(RAW_DATA_DIR)))
-$(eval $(call param_stamp,train,EPOCHS=$(EPOCHS) SEED=$(SEED) DEVICE=$(DEVICE)))
-$(eval $(call param_stamp,ensemble,MEMBERS=$(MEMBERS) SAMPLES=$(SAMPLES) EPOCHS=$(EPOCHS) SEED=$(SEED)))
+$(eval $(call param_stamp,train,EPOCHS=$(EPOCHS) SEED=$(SEED) DEVICE=$(DEVICE) PRESET=$(PRESET)))
+$(eval $(call param_stamp,ensemble,MEMBERS=$(MEMBERS) SAMPLES=$(SAMPLES) EPOCHS=$(EPOCHS) SEED=$(SEED) PRESET=$(PRESET) DASK=$(DASK_SCHEDULER)))
 FORCE:
 
 ## ---- pipeline ----
@@ -102,20 +113,21 @@ figures: $(FIGS) ## 05: publication figures into figures/<DATA>/
 define run_notebook
 	@mkdir -p $(EXEC)
 	@echo ">> $(1) ($(DATA))"
-	$(PM) notebooks/$(1).ipynb $(EXEC)/$(1).ipynb.tmp $(2) || { rm -rf $(3); exit 1; }
-	mv $(EXEC)/$(1).ipynb.tmp $(EXEC)/$(1).ipynb
+	$(PM) notebooks/$(1).ipynb $(EXEC)/.$(1).tmp.ipynb $(2) || { rm -rf $(3); exit 1; }
+	mv $(EXEC)/.$(1).tmp.ipynb $(EXEC)/$(1).ipynb
 endef
 
 COMMON = -p DATA $(DATA) -p SEED $(SEED) -p DEVICE $(DEVICE)
+TRAINING = -p EPOCHS $(EPOCHS) -p PRESET $(PRESET)
 
 $(OBS): notebooks/01_data_assembly.ipynb $(PARAMS)/data.params | $(STAMP)
 	$(call run_notebook,01_data_assembly,$(COMMON) -p N_COUNTRIES $(N) -p RAW_DATA_DIR "$(RAW_DATA_DIR)",$(PROCESSED))
 
 $(RUN): notebooks/02_training.ipynb $(OBS) $(PARAMS)/train.params | $(STAMP)
-	$(call run_notebook,02_training,$(COMMON) -p EPOCHS $(EPOCHS),$(RUNS)/single)
+	$(call run_notebook,02_training,$(COMMON) $(TRAINING),$(RUNS)/single)
 
 $(EST): notebooks/03_ensemble_uncertainty.ipynb $(OBS) $(RUN) $(PARAMS)/ensemble.params | $(STAMP)
-	$(call run_notebook,03_ensemble_uncertainty,$(COMMON) -p EPOCHS $(EPOCHS) -p MEMBERS $(MEMBERS) -p SAMPLES $(SAMPLES),$(ESTIMATES) $(RUNS)/ensemble)
+	$(call run_notebook,03_ensemble_uncertainty,$(COMMON) $(TRAINING) -p MEMBERS $(MEMBERS) -p SAMPLES $(SAMPLES) -p DASK_SCHEDULER "$(DASK_SCHEDULER)",$(ESTIMATES) $(RUNS)/ensemble)
 
 $(VALID): notebooks/04_validation.ipynb $(EST) | $(STAMP)
 	$(call run_notebook,04_validation,$(COMMON),$(VALID))

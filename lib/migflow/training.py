@@ -12,7 +12,11 @@ activation memory). The stock the network *reads* is detached, clipped at zero a
 its native-born diagonal is set to population minus foreign-born, both in training and
 in inference. (The authors' code uses this rule in training only and the raw stock in
 inference; we keep one rule so that the trained network sees at inference what it saw
-in training.) The stock *predicted* by the accounting keeps its gradient for the loss.
+in training.) Two further deliberate differences from the authors' code: the native
+diagonal of year t uses the population of year t (theirs: year t with the stock of year
+t + 1), and the stock input is not reset to the raw carried-over stock at the start of
+each five-year batch. The stock *predicted* by the accounting keeps its gradient for the
+loss.
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ class Simulator:
         problem, index = self.problem, self.index
         n_edges = index.num_edges
         device = stock0.device
-        h = torch.zeros(n_edges, self.model.latent_dim, device=device)
+        h = torch.zeros(n_edges, self.model.latent_dim, device=device, dtype=stock0.dtype)
         stock = stock0
         traj = Trajectory(stocks=[stock0], corridor_flows=[],
                           edge_flows=[] if keep_edge_flows else None)
@@ -211,10 +215,14 @@ class Simulator:
                 if rest.numel():
                     f_d, z_d = self._forward_no_grad(t, rest, s_in, h)
                     flow, h_new = torch.cat([flow, f_d]), torch.cat([h_new, z_d])
-            # flows and latents are in the order of `order`; put them back on their edges
-            flow = torch.zeros(n_edges, device=device, dtype=flow.dtype).index_copy(
-                0, order, flow)
-            h = torch.zeros_like(h).index_copy(0, order, h_new)
+            if sample_size is not None:
+                # flows and latents come in the order of `order`; a gather with the inverse
+                # permutation puts them back on their edges and, unlike index_copy, keeps
+                # only the indices (not an (E, latent) tensor per year) for the backward
+                inverse = torch.empty_like(order)
+                inverse[order] = all_ids
+                flow, h_new = flow[inverse], h_new[inverse]
+            h = h_new
             stock = accounting.step(stock, flow, index, problem.births[t], problem.death_rate[t])
             traj.stocks.append(stock)
             traj.corridor_flows.append(accounting.flows_by_corridor(flow, index))
@@ -400,9 +408,11 @@ def _checkpoint(path: Path, config, model, optimiser, generator, history) -> Non
 
 
 def _resume(path: Path, config, model, optimiser, generator) -> tuple[int, list]:
-    state = torch.load(path, map_location=config.device, weights_only=False)
+    state = torch.load(path, map_location=config.device, weights_only=True)
     saved = RunConfig.from_json(state["config"])
-    if saved.replace(epochs=config.epochs) != config.replace(epochs=config.epochs):
+    same = dict(epochs=config.epochs, device=config.device,
+                checkpoint_every=config.checkpoint_every)  # these do not change the result
+    if saved.replace(**same) != config:
         log.warning("checkpoint %s was written with another configuration; starting afresh",
                     path)
         return 0, []
@@ -410,5 +420,9 @@ def _resume(path: Path, config, model, optimiser, generator) -> tuple[int, list]
     optimiser.load_state_dict(state["optimiser"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    if state["epoch"] > config.epochs:
+        log.warning("checkpoint %s is at epoch %d, beyond the %d epochs asked for; "
+                    "starting afresh", path, state["epoch"], config.epochs)
+        return 0, []
     log.info("resuming from epoch %d", state["epoch"])
     return int(state["epoch"]), list(state["history"])
