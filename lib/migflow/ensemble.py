@@ -47,6 +47,77 @@ class NoiseConfig:
     covariates: float = 0.05  # x' ~ N(x, (level |x|)^2) on every continuous covariate
     initial_stock: float = 0.10  # the same on the initial foreign-born stocks
     samples: int = 3  # noisy realisations per member, besides the noise-free one
+    calibrate: bool = True  # widen flow quantiles by the held-out error (Calibration)
+    calibration_draws: int = 16  # error draws per realisation when calibrating
+
+
+MIN_RESIDUALS = 30  # fewer held-out residuals than this: no calibration
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Held-out error of the flows, added to every realisation before taking quantiles.
+
+    An ensemble of a few networks plus input noise describes how the *estimate* varies,
+    not how far it is from the *truth*: on the synthetic world its 90% band covers only a
+    small share of the true flows. The error of a network on corridors it never saw is
+    measured directly by the held-out corridors. We collect, for every member, the
+    residuals ``log1p(reported) - log1p(estimate)`` on its own held-out corridors and add
+    independent draws of them to the log of every realisation (split-conformal style).
+    Errors depend on the size of the flow (small flows are relatively far less certain,
+    and biased upwards), so residuals are grouped into bins of the estimated flow and each
+    value draws from its own bin. Only flows are calibrated; stocks and net migration keep
+    the ensemble-and-noise spread, and so do global totals (where corridor errors largely
+    cancel). Reported flows are themselves noisy and may be under-counted, so the bands
+    are calibrated to the data the model is judged by; notebook 04 checks them against
+    the truth on the synthetic world.
+    """
+
+    edges: np.ndarray  # inner bin edges in log1p(estimate)
+    residuals: tuple  # one array of residuals per bin
+    draws: int = 16
+    seed: int = 0
+
+    @classmethod
+    def from_residuals(cls, residuals: np.ndarray, estimates: np.ndarray, draws: int,
+                       seed: int, bins: int = 6) -> "Calibration | None":
+        """Bin residuals by ``log1p(estimate)`` into ``bins`` groups of equal size."""
+        residuals = np.asarray(residuals, dtype=np.float64)
+        x = np.log1p(np.clip(np.asarray(estimates, dtype=np.float64), 0, None))
+        keep = np.isfinite(residuals) & np.isfinite(x)
+        residuals, x = residuals[keep], x[keep]
+        if residuals.size < MIN_RESIDUALS:
+            log.warning("only %d held-out residuals: flow bands are not calibrated",
+                        residuals.size)
+            return None
+        bins = max(1, min(bins, residuals.size // MIN_RESIDUALS))
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
+        which = np.searchsorted(edges, x)
+        groups = tuple(residuals[which == b] for b in range(len(edges) + 1))
+        return cls(edges=edges, residuals=groups, draws=draws, seed=seed)
+
+    @property
+    def n_residuals(self) -> int:
+        return int(sum(r.size for r in self.residuals))
+
+    def widen(self, block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(R, ...) realisations -> (draws * R, ...) with a held-out error added to each."""
+        logs = np.broadcast_to(np.log1p(np.clip(block, 0, None)), (self.draws, *block.shape))
+        which = np.searchsorted(self.edges, logs)
+        eps = np.empty(logs.shape)
+        for b, res in enumerate(self.residuals):
+            mask = which == b
+            eps[mask] = rng.choice(res, size=int(mask.sum())) if res.size else 0.0
+        return np.expm1(logs + eps).reshape(-1, *block.shape[1:])
+
+
+def heldout_residuals(pred: Prediction, ds: xr.Dataset, heldout: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``log1p(reported) - log1p(estimate)`` on the held-out corridors, and the estimates."""
+    data = ds["flow"].transpose("year", "origin", "destination").values
+    mask = np.isfinite(data) & heldout[None]
+    est = np.clip(pred.flows[mask], 0, None)
+    return np.log1p(data[mask]) - np.log1p(est), est
 
 
 def perturb_covariates(arrays: dict[str, np.ndarray], level: float,
@@ -202,20 +273,28 @@ class _Store:
             arr[r] = getattr(pred, name)
 
 
-def _quantiles_by_year(arr: np.ndarray, levels, select=None) -> tuple[np.ndarray, np.ndarray]:
-    """Quantiles and mean over axis 0, one year (axis 1) at a time."""
+def _quantiles_by_year(arr: np.ndarray, levels, calibration: Calibration | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles and mean over axis 0 (realisations), one year (axis 1) at a time.
+
+    With a calibration, quantiles are taken after adding held-out errors; the mean is the
+    plain mean over realisations.
+    """
     shape = (len(levels), *arr.shape[1:])
     q = np.empty(shape, dtype=np.float32)
     mean = np.empty(arr.shape[1:], dtype=np.float32)
+    rng = np.random.default_rng(calibration.seed if calibration else 0)
     for t in range(arr.shape[1]):
-        block = np.asarray(arr[:, t] if select is None else arr[select, t], dtype=np.float64)
-        q[:, t] = np.quantile(block, levels, axis=0)
+        block = np.asarray(arr[:, t], dtype=np.float64)
         mean[t] = block.mean(axis=0)
+        if calibration is not None:
+            block = calibration.widen(block, rng)
+        q[:, t] = np.quantile(block, levels, axis=0)
     return q, mean
 
 
 def _heldout_quantiles(flows: np.ndarray, member_of: np.ndarray, heldouts: list[np.ndarray],
-                       levels) -> np.ndarray:
+                       levels, calibration: Calibration | None = None) -> np.ndarray:
     """Quantiles of corridor flows over the realisations of members that held them out."""
     out = np.full((len(levels), *flows.shape[1:]), np.nan, dtype=np.float32)
     groups: dict[tuple, list] = {}
@@ -228,6 +307,8 @@ def _heldout_quantiles(flows: np.ndarray, member_of: np.ndarray, heldouts: list[
         rows = np.isin(member_of, who)
         o, d = np.unravel_index(corridors, (n, n))
         block = np.asarray(flows[rows][:, :, o, d], dtype=np.float64)
+        if calibration is not None:
+            block = calibration.widen(block, np.random.default_rng(calibration.seed + 1))
         out[:, :, o, d] = np.quantile(block, levels, axis=0)
     return out
 
@@ -278,21 +359,31 @@ def run_ensemble(ds: xr.Dataset, config: RunConfig, members: int, noise: NoiseCo
     with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None,
                                      prefix="realisations-") as tmp:
         store = None
+        residuals = []
         bar = tqdm(total=n_real, desc="realisations", disable=not progress)
         for m, run in enumerate(runs):
             for r, pred in enumerate(realisations(run, ds, noise, seed=seeds[m] + 10_000)):
                 if store is None:
                     store = _Store(Path(tmp), n_real, pred)
                 store.put(m * per_member + r, pred)
+                if r == 0:
+                    residuals.append(heldout_residuals(pred, ds, run.heldout))
                 bar.update()
         bar.close()
-        attrs = _provenance(ds, config, seeds, noise, levels)
+        calibration = None
+        if noise.calibrate:
+            calibration = Calibration.from_residuals(
+                np.concatenate([r for r, _ in residuals]),
+                np.concatenate([e for _, e in residuals]), noise.calibration_draws, config.seed)
+        attrs = _provenance(ds, config, seeds, noise, levels, calibration)
         written = write_estimates(store.arrays, ds, runs[0].edges, member_of,
-                                  [r.heldout for r in runs], levels, attrs, out_dir)
+                                  [r.heldout for r in runs], levels, attrs, out_dir,
+                                  calibration)
     return written
 
 
-def _provenance(ds: xr.Dataset, config: RunConfig, seeds, noise: NoiseConfig, levels) -> dict:
+def _provenance(ds: xr.Dataset, config: RunConfig, seeds, noise: NoiseConfig, levels,
+                calibration: Calibration | None = None) -> dict:
     source = ds.attrs.get("data_source", "unknown")
     prefix = "SYNTHETIC world: " if source == "synthetic" else ""
     return {
@@ -310,6 +401,11 @@ def _provenance(ds: xr.Dataset, config: RunConfig, seeds, noise: NoiseConfig, le
         "covariate_noise": noise.covariates,
         "initial_stock_noise": noise.initial_stock,
         "quantile_method": "numpy linear interpolation over all realisations",
+        "flow_calibration": (
+            f"held-out log1p residuals (n={calibration.n_residuals}) in "
+            f"{len(calibration.residuals)} bins of the estimate, {calibration.draws} draws "
+            "per realisation"
+            if calibration is not None else "none"),
         "run_config": config.to_json(),
     }
 
@@ -337,7 +433,7 @@ def _write(ds: xr.Dataset, path: Path, time_dim: str) -> Path:
 
 def write_estimates(arrays: dict, ds: xr.Dataset, edges: np.ndarray, member_of: np.ndarray,
                     heldouts: list[np.ndarray], levels, attrs: dict,
-                    out_dir: Path) -> dict[str, Path]:
+                    out_dir: Path, calibration: Calibration | None = None) -> dict[str, Path]:
     """Summarise realisations into quantiles and write the four CF-style netCDF files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     codes = ds["country"].values
@@ -345,8 +441,8 @@ def write_estimates(arrays: dict, ds: xr.Dataset, edges: np.ndarray, member_of: 
     qc = _quantile_coord(levels)
     written = {}
 
-    q, mean = _quantiles_by_year(arrays["flows"], levels)
-    held = _heldout_quantiles(arrays["flows"], member_of, heldouts, levels)
+    q, mean = _quantiles_by_year(arrays["flows"], levels, calibration)
+    held = _heldout_quantiles(arrays["flows"], member_of, heldouts, levels, calibration)
     dims = ("quantile", "year", "origin", "destination")
     flows = xr.Dataset(
         {"flow": (dims, q, {"long_name": "annual migration flow from origin to destination",
@@ -384,7 +480,7 @@ def write_estimates(arrays: dict, ds: xr.Dataset, edges: np.ndarray, member_of: 
         coords={**qc, "year": years, "country": codes}, attrs=attrs)
     written["net_migration"] = _write(net, out_dir / "net_migration.nc", "year")
 
-    q, mean = _quantiles_by_year(arrays["edge_flows"], levels)
+    q, mean = _quantiles_by_year(arrays["edge_flows"], levels, calibration)
     dims = ("quantile", "year", "edge")
     table = xr.Dataset(
         {"flow_table": (dims, q, {"long_name": "annual flow of people born in edge_birth "

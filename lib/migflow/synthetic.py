@@ -87,10 +87,9 @@ The truth edge set: every native edge (i, i, k), k != i, and every (i, j, k), k 
 the N x D diaspora pairs (i, j): ``E = N (N - 1) (1 + D)`` edges (10,920 for N = 40;
 1,115,730 for N = 231), ordered by birth, origin, destination. Each (i, j) pair is a
 *group* that leaves j together. People of i who arrive in a country that is not one of
-i's diaspora pairs would stay there (they only die), so destinations are restricted: people
-born in i move only between i and its diaspora countries (flows on the other edges of the
-truth table are exactly zero, and those stocks stay zero, as most cells of the real
-bilateral stock tables are).
+i's diaspora pairs stay there (they only die); to keep them few, destinations outside i's
+network (i and its diaspora countries) get a pull-score penalty of 4 (a factor of about
+2%), so those flows and the stocks they create are small but not zero.
 
 Every year t, with the stocks ``S[t]`` of 1 January:
 
@@ -176,6 +175,7 @@ N_RELIGIONS = 6
 # initial stock and out-rates
 NATIVE_MEDIAN, NATIVE_LOG_SD, NATIVE_RANGE = 5e6, 1.5, (1e5, 1.4e9)
 ABROAD_SHARE = 0.05  # median share of a birth country living abroad, split over D pairs
+CLOSED_PENALTY = 4.0  # pull-score penalty of destinations outside a birth country's network
 BASE_RATE_NATIVE, BASE_RATE_FOREIGN, GROUP_LOG_SD, MAX_RATE = 0.0015, 0.04, 0.3, 0.3
 PUSH_CONFLICT, PUSH_POVERTY, PUSH_GDP_REF = 0.5, 0.25, 5_000.0
 
@@ -473,11 +473,12 @@ def _initial_stock(rng: np.random.Generator, drv: _Drivers) -> tuple[np.ndarray,
 
 
 def _open_destinations(edges: _Edges, diaspora: np.ndarray) -> np.ndarray:
-    """(G, N - 1) bool: destinations k that group (i, j) may move to.
+    """(G, N - 1) bool: destinations k in the migration network of birth country i.
 
-    People born in i move only between i and the diaspora countries of i, so every stock
-    that flows create can move again, and the stock of i in a country outside that set
-    stays zero (as most cells of the real bilateral stock tables are).
+    People born in i move mostly between i and the diaspora countries of i; any other
+    destination gets a pull-score penalty of ``CLOSED_PENALTY`` (a factor e^-4 ~ 2%), so
+    flows there are small but not zero, and the stocks they create stay small (most cells
+    of the real bilateral stock tables are small or zero).
     """
     n = edges.n
     allowed = np.zeros((n, n), dtype=bool)
@@ -555,7 +556,7 @@ def _simulate(rng: np.random.Generator, stock0: np.ndarray, edges: _Edges, drv: 
     """Run the world: stocks (Y + 1, N, N) float64 and the flow table (Y, E) in ``dtype``."""
     n_years = drv.conflict.shape[0]
     rates = _out_rates(rng, edges, drv)
-    static = np.where(open_destinations, _static_pull(edges, drv), -np.inf)
+    static = _static_pull(edges, drv) - np.where(open_destinations, 0.0, CLOSED_PENALTY)
     stocks = np.empty((n_years + 1,) + stock0.shape)
     stocks[0] = stock0
     table = np.empty((n_years, edges.dest.size), dtype=dtype)

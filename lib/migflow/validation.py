@@ -139,9 +139,15 @@ def fill_stock_gaps(stock: xr.DataArray) -> xr.DataArray:
 
     The five-year methods need complete stock tables; cells never observed become 0.
     """
-    filled = stock.interpolate_na("census", method="linear")
-    filled = filled.ffill("census").bfill("census")
-    return filled.fillna(0.0)
+    stock = stock.transpose("census", ...)
+    years = stock["census"].values.astype(float)
+    values = stock.values.reshape(len(years), -1).copy()
+    for col in np.flatnonzero(np.isnan(values).any(axis=0)):
+        known = ~np.isnan(values[:, col])
+        if known.any():  # np.interp holds the end values constant beyond the known years
+            values[:, col] = np.interp(years, years[known], values[known, col])
+    values = np.nan_to_num(values, nan=0.0).reshape(stock.shape)
+    return stock.copy(data=values)
 
 
 def baseline_period_flows(obs: xr.Dataset, methods) -> xr.DataArray:
