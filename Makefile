@@ -31,7 +31,7 @@ DEVICE        ?= cpu# cpu | cuda | mps
 RAW_DATA_DIR  ?= # local copy of the raw public files (for DATA=real)
 DASK_SCHEDULER ?= # where ensemble members train: empty (serial), local, or tcp://host:port
 FOLDS         ?= 5# cross-validation folds
-SPLIT         ?= kfold# cross-validation split: random | kfold | country | years
+SPLIT         ?= kfold# cross-validation split: random | kfold | country | years | all
 PYTHON_BASE   ?= python3
 
 export RAW_DATA_DIR DASK_SCHEDULER
@@ -96,6 +96,7 @@ $(PARAMS)/$(1).params: FORCE
 endef
 $(eval $(call param_stamp,data,N=$(N) SEED=$(SEED) RAW=$(RAW_DATA_DIR)))
 $(eval $(call param_stamp,train,EPOCHS=$(EPOCHS) SEED=$(SEED) DEVICE=$(DEVICE) PRESET=$(PRESET)))
+$(eval $(call param_stamp,crossval,FOLDS=$(FOLDS) EPOCHS=$(EPOCHS) SEED=$(SEED) DEVICE=$(DEVICE) PRESET=$(PRESET)))
 $(eval $(call param_stamp,ensemble,MEMBERS=$(MEMBERS) SAMPLES=$(SAMPLES) EPOCHS=$(EPOCHS) SEED=$(SEED) PRESET=$(PRESET) DASK=$(DASK_SCHEDULER)))
 FORCE:
 
@@ -134,6 +135,21 @@ $(VALID): notebooks/04_validation.ipynb $(EST) | $(STAMP)
 
 $(FIGS): notebooks/05_figures.ipynb $(EST) $(VALID) | $(STAMP)
 	$(call run_notebook,05_figures,$(COMMON),$(FIGDIR))
+
+## ---- cross-validation (not part of `all`: it trains one network per fold) ----
+CV_SPLITS := $(if $(filter all,$(SPLIT)),random kfold country years,$(SPLIT))
+CV_TABLES := $(foreach s,$(CV_SPLITS),$(ESTIMATES)/crossval_$(s).csv)
+# folds train in parallel on a local Dask cluster unless DASK_SCHEDULER names another
+CV_SCHEDULER = $(if $(DASK_SCHEDULER),$(DASK_SCHEDULER),local)
+
+crossval: $(CV_TABLES) $(VALID) ## train one network per fold of SPLIT (FOLDS folds), score, refresh 04
+	$(call run_notebook,04_validation,$(COMMON),$(VALID))
+
+$(ESTIMATES)/crossval_%.csv: $(OBS) $(PARAMS)/crossval.params | $(STAMP)
+	@echo ">> cross-validation, split $* ($(DATA))"
+	$(PY) -m migflow.crossval --data $(DATA) --split $* --folds $(FOLDS) --epochs $(EPOCHS) \
+	  --seed $(SEED) --device $(DEVICE) --preset $(PRESET) --scheduler $(CV_SCHEDULER) \
+	  || { rm -f $(ESTIMATES)/crossval_$*.csv $(ESTIMATES)/crossval_$*.nc $(ESTIMATES)/crossval_$*_corridors.csv; exit 1; }
 
 ## ---- checks ----
 TEST_HOME := $(CURDIR)/build/test-home

@@ -18,6 +18,7 @@ Modules, one concept each:
 - :mod:`migflow.training`    training, run folders and checkpoints
 - :mod:`migflow.ensemble`    ensembles, covariate noise and estimate files
 - :mod:`migflow.baselines`   the six five-year flow methods from stock tables
+- :mod:`migflow.abel_cohen`  the six methods on real inputs against Abel & Cohen's flows
 - :mod:`migflow.validation`  metrics and comparisons
 - :mod:`migflow.plotting`    one function per figure
 """

@@ -108,7 +108,9 @@ class Calibration:
         for b, res in enumerate(self.residuals):
             mask = which == b
             eps[mask] = rng.choice(res, size=int(mask.sum())) if res.size else 0.0
-        return np.expm1(logs + eps).reshape(-1, *block.shape[1:])
+        # A residual below -log1p(x) would give a flow in (-1, 0): a corridor the data
+        # showed empty. Clip at zero so that every band stays a band of counts.
+        return np.maximum(np.expm1(logs + eps), 0.0).reshape(-1, *block.shape[1:])
 
 
 def heldout_residuals(pred: Prediction, ds: xr.Dataset, heldout: np.ndarray
@@ -461,10 +463,18 @@ def write_estimates(arrays: dict, ds: xr.Dataset, edges: np.ndarray, member_of: 
     written["flows"] = _write(flows, out_dir / "flows.nc", "year")
 
     q, mean = _quantiles_by_year(arrays["stocks"], levels)
+    # The recursion is not clipped (training must see a flow that takes out more people
+    # than live there), so a poorly trained member can leave negative stocks. A file of
+    # counts must not hold them: they are set to 0, counted, and the count is recorded.
+    negative = int((q < 0).sum())
+    if negative:
+        log.warning("%d of %d stock quantile values were negative (flows above the stock "
+                    "they leave; train longer); set to 0 in stocks.nc", negative, q.size)
+        q, mean = np.maximum(q, 0.0), np.maximum(mean, 0.0)
     dims = ("quantile", "stock_year", "birth", "destination")
     stocks = xr.Dataset(
         {"stock": (dims, q, {"long_name": "migrant stock by country of birth on 1 January",
-                             "units": "persons"}),
+                             "units": "persons", "negative_values_set_to_zero": negative}),
          "stock_mean": (dims[1:], mean, {"long_name": "mean stock", "units": "persons"})},
         coords={**qc, "stock_year": stock_years, "birth": codes, "destination": codes},
         attrs=attrs)

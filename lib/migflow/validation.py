@@ -134,6 +134,19 @@ def annual_to_periods(annual: xr.DataArray, periods: list[tuple[int, int]]) -> x
     return period_sums(annual, [p[0] for p in periods] + [periods[-1][1]])
 
 
+def complete_period_sums(annual: xr.DataArray, periods: list[tuple[int, int]]) -> xr.DataArray:
+    """Like :func:`annual_to_periods`, but NaN unless every year of the period is observed.
+
+    Reported flows have gaps; a partial sum would look like a small five-year flow, so
+    only corridors reported in every year of a period are compared.
+    """
+    sums = annual_to_periods(annual, periods)
+    counts = annual_to_periods(annual.notnull().astype(float), periods)
+    lengths = xr.DataArray([b - a for a, b in periods], dims="period",
+                           coords={"period": [a for a, _ in periods]})
+    return sums.where(counts == lengths)
+
+
 def fill_stock_gaps(stock: xr.DataArray) -> xr.DataArray:
     """Fill missing stock cells by linear interpolation over census years, then nearest.
 
