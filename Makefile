@@ -83,10 +83,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 lock: ## re-resolve the pins in requirements.txt (needs the registry)
-	$(PYTHON_BASE) -m venv /tmp/migflow-lock && /tmp/migflow-lock/bin/pip install -q torch==2.13.0 \
+	$(PYTHON_BASE) -m venv build/lock-venv && build/lock-venv/bin/pip install -q torch==2.13.0 \
 	  "pandas==2.3.*" numpy xarray h5netcdf netcdf4 scipy matplotlib seaborn papermill jupyterlab \
 	  nbval pytest tqdm pooch country_converter==1.3.2 dask distributed hypothesis ipykernel pyyaml
-	@echo "review /tmp/migflow-lock/bin/pip freeze before copying it into requirements.txt"
+	@echo "review build/lock-venv/bin/pip freeze before copying it into requirements.txt"
 
 ## ---- parameter stamps: a step reruns when one of its parameters changes ----
 define param_stamp

@@ -6,7 +6,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,13 +36,7 @@ def flow_masks(draw, min_n: int = 3, max_n: int = 8) -> np.ndarray:
     return mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as on the single-threaded Dask workers (same weights)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

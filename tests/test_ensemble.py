@@ -16,13 +16,7 @@ from migflow.training import train
 TINY = QUICK.replace(epochs=3, sample_size=200)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as on the single-threaded Dask workers (same weights)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -168,14 +168,7 @@ def _double_problem(problem: Problem) -> Problem:
     return dataclasses.replace(problem, **changes)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: the tensors are tiny, and on a busy machine OpenMP's active
-    waiting made epochs 50x slower with two threads (OMP_WAIT_POLICY=PASSIVE cures it too)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,12 @@ Modules, one concept each:
 - :mod:`migflow.ensemble`    ensembles, covariate noise and estimate files
 - :mod:`migflow.baselines`   the six five-year flow methods from stock tables
 - :mod:`migflow.abel_cohen`  the six methods on real inputs against Abel & Cohen's flows
+- :mod:`migflow.splits`      held-out sets: random and K-fold corridors, countries, years
+- :mod:`migflow.crossval`    one network per fold, scored on what it did not see
 - :mod:`migflow.validation`  metrics and comparisons
-- :mod:`migflow.plotting`    one function per figure
+- :mod:`migflow.plotting`    one function per figure (:mod:`migflow.crossval_plots`,
+  :mod:`migflow.geography` and :mod:`migflow.elasticities` for the rest)
+- :mod:`migflow.sources`, :mod:`migflow.realdata`, :mod:`migflow.countries`: the real data
 """
 
 import logging

@@ -73,7 +73,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from migflow import baselines, countries, sources
+from migflow import baselines, countries, realdata, sources
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +140,7 @@ def load_inputs(raw_dir: str | os.PathLike | None = None,
     dict of str to pandas.DataFrame
         Keyed by :data:`INPUT_KEYS`.
     """
-    if verify:
-        sources.verify_all(raw_dir, REQUIRED_FILES)
-    m49 = sources.m49_map(raw_dir, verify=False)
-    tables = {}
-    for key in INPUT_KEYS:
-        extra = {"m49_map": m49} if key.startswith("wpp_") else {}
-        tables[key] = sources.load(key, raw_dir, verify=False, **extra)
-    return tables
+    return realdata.load_tables(raw_dir, verify, keys=INPUT_KEYS, required=REQUIRED_FILES)
 
 
 def _fail(key: str, message: str):

@@ -40,7 +40,8 @@ class EdgeIndex:
         if edges.ndim != 2 or edges.shape[0] != 3:
             raise ValueError(f"edges must have shape (3, E), got {tuple(edges.shape)}")
         if edges.numel() and (edges.min() < 0 or edges.max() >= n):
-            raise ValueError(f"edge indices must lie in [0, {n}), got [{edges.min()}, {edges.max()}]")
+            raise ValueError(f"edge indices must lie in [0, {n}), "
+                             f"got [{edges.min()}, {edges.max()}]")
         self.n = n
         self.edges = edges.long()
         i, j, k = self.edges

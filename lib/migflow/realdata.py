@@ -217,25 +217,30 @@ def impute_pairs(values: np.ndarray, name: str) -> tuple[np.ndarray, int]:
 
 # ---------------------------------------------------------------- loading
 
-def load_tables(raw_dir=None, verify: bool = True) -> dict[str, pd.DataFrame]:
-    """Verify every file first (fail fast), then parse the ones the build reads.
+def load_tables(raw_dir=None, verify: bool = True, keys: Sequence[str] = LOAD_ORDER,
+                required: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Verify the files first (fail fast), then parse the ones the build reads.
 
     Parameters
     ----------
     raw_dir : path-like, optional
         Raw-data directory.
     verify : bool
-        Check the sha256 of every registered file before parsing anything.
+        Check the sha256 of the ``required`` files before parsing anything.
+    keys : sequence of str
+        Registry keys to parse (default: those of the real-data build).
+    required : sequence of str, optional
+        Keys to verify (default: every registered file that has a copy).
 
     Returns
     -------
     dict of str to pandas.DataFrame
     """
     if verify:
-        sources.verify_all(raw_dir)
+        sources.verify_all(raw_dir, required)
     m49 = sources.m49_map(raw_dir, verify=False)
     tables = {}
-    for key in LOAD_ORDER:
+    for key in keys:
         extra = {"m49_map": m49} if key.startswith("wpp_") else {}
         tables[key] = sources.load(key, raw_dir, verify=False, **extra)
     return tables

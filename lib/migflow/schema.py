@@ -82,7 +82,8 @@ for _name, _v in TARGET_VARS.items():
 
 TRUTH_VARS: dict[str, Var] = {
     "flow_table": Var(("year", "edge"), "persons",
-                      "true flow of people born in edge_birth moving edge_origin -> edge_destination"),
+                      "true flow of people born in edge_birth moving "
+                      "edge_origin -> edge_destination"),
     "flow": Var(BT, "persons", "true total flow from origin to destination"),
     "stock": Var(("stock_year", "birth", "destination"), "persons",
                  "true stock by country of birth on 1 January"),
