@@ -29,7 +29,7 @@ MEMBERS       ?= 4# ensemble members
 SAMPLES       ?= 3# covariate-noise samples per member
 DEVICE        ?= cpu# cpu | cuda | mps
 RAW_DATA_DIR  ?= # local copy of the raw public files (for DATA=real)
-DASK_SCHEDULER ?= # where ensemble members train: empty (serial), local, or tcp://host:port
+DASK_SCHEDULER ?= # where members and folds train: empty (local cluster on a CPU), serial, or tcp://host:port
 FOLDS         ?= 5# cross-validation folds
 SPLIT         ?= kfold# cross-validation split: random | kfold | country | years | all
 PYTHON_BASE   ?= python3
@@ -58,7 +58,7 @@ FIGS      := $(FIGDIR)/global_flows.png
 
 PM = $(PY) -m papermill --log-level WARNING --progress-bar --cwd notebooks
 
-.PHONY: help all data train ensemble validate figures test test-fast env clean clean-all lock bench crossval
+.PHONY: help all data train ensemble validate figures test test-fast env clean clean-all lock bench crossval gallery
 
 help: ## show this help
 	@echo "Usage: make <target> [VARIABLE=value ...]"
@@ -150,6 +150,10 @@ $(ESTIMATES)/crossval_%.csv: $(OBS) $(PARAMS)/crossval.params | $(STAMP)
 	$(PY) -m migflow.crossval --data $(DATA) --split $* --folds $(FOLDS) --epochs $(EPOCHS) \
 	  --seed $(SEED) --device $(DEVICE) --preset $(PRESET) --scheduler $(CV_SCHEDULER) \
 	  || { rm -f $(ESTIMATES)/crossval_$*.csv $(ESTIMATES)/crossval_$*.nc $(ESTIMATES)/crossval_$*_corridors.csv; exit 1; }
+
+gallery: | $(STAMP) ## refresh the README's figure thumbnails in docs/gallery/ (synthetic world)
+	$(MAKE) figures DATA=synthetic
+	$(PY) -c "from migflow.plotting import thumbnails; thumbnails('figures/synthetic', 'docs/gallery')"
 
 ## ---- checks ----
 TEST_HOME := $(CURDIR)/build/test-home

@@ -2,6 +2,7 @@
 
 import copy
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -289,3 +290,17 @@ def test_data_figures_run_label_and_name_what_is_missing(small_world):
     assert ax.get_xlabel() and ax.get_ylabel()
     with pytest.raises(KeyError, match="test_flow"):
         plotting.loss_curves(history.drop(columns="test_flow"))
+
+
+def test_thumbnails_are_small_copies_and_need_figures(tmp_path):
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(12, 4), dpi=150)
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(tmp_path / "wide.png")
+    plt.close(fig)
+    (out,) = plotting.thumbnails(tmp_path, tmp_path / "gallery", width=400)
+    assert out.name == "wide.png" and Image.open(out).width == 400
+    assert out.stat().st_size < (tmp_path / "wide.png").stat().st_size
+    with pytest.raises(FileNotFoundError, match="make figures"):
+        plotting.thumbnails(tmp_path / "empty", tmp_path / "gallery")

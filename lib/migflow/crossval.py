@@ -35,9 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from . import paths
+from . import paths, tasks
 from .config import PRESETS, RunConfig
 from .ensemble import Prediction, git_commit, predict
 from .splits import (SPLITS, Split, apply_split, census_index, load_split, make_splits,
@@ -133,36 +132,10 @@ def train_fold(ds: xr.Dataset | str | os.PathLike, config: RunConfig, split: Spl
                      progress=progress)
 
 
-def _train_fold_task(ds, config: RunConfig, split: Split, run_dir: str, threads: int) -> str:
+def _train_fold_task(ds, config: RunConfig, split: Split, threads: int, run_dir: str) -> str:
     """What a Dask worker runs: train one fold into ``run_dir`` (returned)."""
     train_fold(ds, config, split, run_dir, progress=False, threads=threads)
     return run_dir
-
-
-@contextmanager
-def _dask_client(scheduler: str, n_tasks: int):
-    """A ``dask.distributed`` client on a new ``LocalCluster`` or an existing scheduler."""
-    from dask.distributed import Client, LocalCluster
-
-    cluster = None
-    if scheduler == "local":
-        workers = max(1, min(os.cpu_count() or 1, n_tasks))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _scheduler(scheduler: str | None) -> str | None:
-    value = scheduler if scheduler is not None else os.environ.get("DASK_SCHEDULER")
-    return None if value in (None, "", "serial") else value
 
 
 def train_folds(ds: xr.Dataset, config: RunConfig, splits: list[Split], dirs: list[Path],
@@ -181,11 +154,12 @@ def train_folds(ds: xr.Dataset, config: RunConfig, splits: list[Split], dirs: li
     dirs : list of Path
         One run folder per fold.
     progress : bool
-        Show a progress bar over folds (and over epochs when serial).
+        Show progress bars (one per fold).
     scheduler : str, optional
-        ``None`` or ``"serial"``: in this process; ``"local"``: a ``LocalCluster`` with
-        one single-threaded worker per core (at most one per fold); otherwise the address
-        of a running scheduler. ``$DASK_SCHEDULER`` is used when None.
+        ``"serial"``: in this process; ``"local"``: a ``LocalCluster`` with one
+        single-threaded worker per core (at most one per fold); otherwise the address of
+        a running scheduler (see :mod:`migflow.tasks`). None reads ``$DASK_SCHEDULER``
+        and otherwise trains serially.
     threads : int, optional
         Torch threads per fold (default 1: the per-edge tensors are small, and on a busy
         machine more threads make an epoch many times slower); None leaves torch's
@@ -196,33 +170,16 @@ def train_folds(ds: xr.Dataset, config: RunConfig, splits: list[Split], dirs: li
     list of Run
         Reloaded from ``dirs``, so they do not depend on where the folds ran.
     """
-    scheduler = _scheduler(scheduler)
-    name = splits[0].name if splits else "?"
-    if scheduler is None:
-        bar = tqdm(list(zip(splits, dirs)), desc=f"crossval {name}", disable=not progress)
-        for split, run_dir in bar:
-            bar.set_postfix(fold=split.fold)
-            train_fold(ds, config, split, run_dir, progress, threads)
-    else:
-        _train_on_cluster(ds, config, splits, dirs, progress, scheduler, threads or 1)
-    return [Run.load(d, device=config.device) for d in dirs]
-
-
-def _train_on_cluster(ds, config, splits, dirs, progress, scheduler, threads) -> None:
-    from dask.distributed import as_completed
-
-    with _dask_client(scheduler, len(splits)) as client:
-        log.info("training %d folds on %s", len(splits), client)
-        payload = client.scatter(ds, broadcast=True)
-        futures = [client.submit(_train_fold_task, payload, config, s, str(d), threads,
-                                 key=f"crossval-{s.name}-fold-{s.fold}", pure=False)
-                   for s, d in zip(splits, dirs)]
-        bar = tqdm(total=len(futures), desc=f"crossval {splits[0].name} (dask)",
-                   disable=not progress)
-        for future in as_completed(futures):
-            future.result()
-            bar.update()
-        bar.close()
+    scheduler = tasks.resolve_scheduler(scheduler)
+    todo = [f for f, (s, d) in enumerate(zip(splits, dirs)) if not _reusable(d, config, s)]
+    if todo and not tasks.is_serial(scheduler):
+        for f in todo:
+            _clear_other_split(dirs[f], splits[f])
+        tasks.run_tasks(_train_fold_task, ds, [(config, splits[f], threads or 1) for f in todo],
+                        [dirs[f] for f in todo],
+                        [f"{splits[f].name} fold {splits[f].fold}" for f in todo],
+                        config.epochs, scheduler, progress)
+    return [train_fold(ds, config, s, d, progress, threads) for s, d in zip(splits, dirs)]
 
 
 # ------------------------------------------------------------------ scoring

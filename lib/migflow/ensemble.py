@@ -27,7 +27,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from . import paths, schema
+from . import paths, schema, tasks
 from .config import RunConfig
 from .edges import Features, covariate_arrays
 from .splits import random_corridors
@@ -203,11 +203,9 @@ def train_member(ds: xr.Dataset | str | os.PathLike, config: RunConfig, member_s
         ds = xr.load_dataset(ds)
     run_dir = Path(run_dir)
     cfg = config.replace(seed=member_seed)
-    if (run_dir / "model.pt").exists():
-        run = Run.load(run_dir, device=config.device)
-        if run.config == cfg:
-            log.info("member seed %d: reusing %s", member_seed, run_dir)
-            return run
+    if _trained(run_dir, cfg):
+        log.info("member seed %d: reusing %s", member_seed, run_dir)
+        return Run.load(run_dir, device=config.device)
     heldout = random_corridors(~np.isnan(ds["flow"].values), cfg.test_frac, member_seed)
     return train(ds, cfg, run_dir=run_dir, heldout=heldout, progress=progress)
 
@@ -217,45 +215,37 @@ def train_members(ds: xr.Dataset, config: RunConfig, seeds: list[int], dirs: lis
                   threads: int | None = None) -> list[Run]:
     """Train the members serially or as tasks on a ``dask.distributed`` cluster.
 
-    ``scheduler``: ``None`` or ``"serial"`` trains in this process; ``"local"`` starts a
-    ``LocalCluster`` on this machine (one single-threaded worker per core); any other
-    value is the address of an existing scheduler (``tcp://host:port``, for example one
-    started by dask-jobqueue on SLURM); ``$DASK_SCHEDULER`` is used when ``scheduler`` is
-    None. Workers read the dataset from ``observations.nc`` when ``ds`` was loaded from a
-    file the workers can see, else receive it pickled. Trained runs are written to
-    ``dirs`` and reloaded here, so the results do not depend on where members ran.
+    ``scheduler`` (see :mod:`migflow.tasks`): ``"serial"`` trains in this process;
+    ``"local"`` starts a ``LocalCluster`` on this machine (one single-threaded worker per
+    core); any other value is the address of a running scheduler (``tcp://host:port``,
+    for example one started by dask-jobqueue on SLURM). ``None`` reads
+    ``$DASK_SCHEDULER`` and otherwise uses ``"local"`` on the CPU and ``"serial"`` on a
+    GPU (processes sharing one GPU gain little). Members already trained with the same
+    configuration are reused without starting a cluster. Trained runs are written to
+    ``dirs`` and reloaded here, so the results do not depend on where members ran; with
+    ``threads=1`` (what Dask workers use) serial training gives the same weights.
     """
-    scheduler = scheduler if scheduler is not None else os.environ.get("DASK_SCHEDULER") or None
-    if scheduler in (None, "", "serial"):
-        return [train_member(ds, config, s, d, progress, threads) for s, d in zip(seeds, dirs)]
-    from dask.distributed import Client, LocalCluster, progress as dask_progress
-
-    cluster = None
-    if scheduler == "local":
-        n = os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    log.info("training %d members on %s", len(seeds), client)
-    try:
-        payload = client.scatter(ds, broadcast=True)
-        futures = [client.submit(_train_member_task, payload, config, s, str(d), threads or 1,
-                                 key=f"member-seed-{s}", pure=False)
-                   for s, d in zip(seeds, dirs)]
-        if progress:
-            dask_progress(futures)
-        for f in futures:
-            f.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    return [Run.load(d, device=config.device) for d in dirs]
+    scheduler = tasks.resolve_scheduler(
+        scheduler, default=tasks.LOCAL if config.device == "cpu" else tasks.SERIAL)
+    todo = [m for m, (s, d) in enumerate(zip(seeds, dirs))
+            if not _trained(d, config.replace(seed=s))]
+    if todo and not tasks.is_serial(scheduler):
+        tasks.run_tasks(_train_member_task, ds,
+                        [(config, seeds[m], threads or 1) for m in todo],
+                        [dirs[m] for m in todo], [f"member seed {seeds[m]}" for m in todo],
+                        config.epochs, scheduler, progress)
+    return [train_member(ds, config, s, d, progress, threads) for s, d in zip(seeds, dirs)]
 
 
-def _train_member_task(ds, config, seed, run_dir, threads) -> str:
+def _trained(run_dir: Path, config: RunConfig) -> bool:
+    """True when ``run_dir`` holds a finished network of exactly ``config``."""
+    if not (Path(run_dir) / "model.pt").exists():
+        return False
+    return Run.load(run_dir, device=config.device).config == config
+
+
+def _train_member_task(ds, config, seed, threads, run_dir) -> str:
+    """What a Dask worker runs: train one member into ``run_dir`` (returned)."""
     train_member(ds, config, seed, Path(run_dir), progress=False, threads=threads)
     return run_dir
 

@@ -577,6 +577,7 @@ def performance_scatter(stocks: xr.Dataset, flows: xr.Dataset,
 
 
 METRIC_NAMES = {"pearson_r": "r", "pearson_r_log": "r (log)",
+                "pearson_r_prop": "r (proportion)", "pearson_r_rate": "r (rate)",
                 "median_relative_error_pct": "MRE %"}
 
 
@@ -899,3 +900,30 @@ def net_migration_map(net: xr.Dataset, observed: xr.Dataset, shapes: dict) -> pl
 
 def _patch_codes(shapes: dict) -> list[str]:
     return [code for code, polygons in shapes.items() for _ in polygons]
+
+
+def thumbnails(src: str | os.PathLike, dst: str | os.PathLike, width: int = 720
+               ) -> list[Path]:
+    """Reduced copies of every PNG in ``src`` written to ``dst`` (the README's gallery).
+
+    Full-size figures are build products and stay out of git; these copies (128 colours,
+    at most ``width`` pixels wide, about 20 KiB each) are small enough to commit.
+    """
+    from PIL import Image
+
+    src, dst = Path(src), Path(dst)
+    pngs = sorted(src.glob("*.png"))
+    if not pngs:
+        raise FileNotFoundError(f"no PNG figures in {src}: run `make figures` first")
+    dst.mkdir(parents=True, exist_ok=True)
+    written = []
+    for png in pngs:
+        image = Image.open(png)
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)),
+                                 Image.LANCZOS)
+        image.convert("P", palette=Image.ADAPTIVE, colors=128).save(dst / png.name,
+                                                                    optimize=True)
+        written.append(dst / png.name)
+    log.info("wrote %d thumbnails to %s", len(written), dst)
+    return written

@@ -39,6 +39,7 @@ from .edges import Features, fit_scalings, select_edges
 from .loss import Standardiser, banded_loss, outflow_penalty
 from .model import FlowNet
 from .splits import random_corridors
+from .tasks import PROGRESS_FILE
 from .transforms import Scaling, fit_scaling, scalings_from_json, scalings_to_json
 
 log = logging.getLogger(__name__)
@@ -360,6 +361,8 @@ def train(ds: xr.Dataset, config: RunConfig, run_dir: str | os.PathLike | None =
     history: list[dict] = []
     start = 0
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
     if ckpt is not None and ckpt.exists():
         start, history = _resume(ckpt, config, model, optimiser, generator)
     log.info("training %d parameters on %d edges for %d epochs from epoch %d",
@@ -383,6 +386,8 @@ def train(ds: xr.Dataset, config: RunConfig, run_dir: str | os.PathLike | None =
                   "seconds": time.perf_counter() - t0}
         history.append(record)
         bar.set_postfix(loss=f"{record['total']:.3g}", test=f"{record['test_flow']:.3g}")
+        if run_dir is not None:  # read by the driver of Dask tasks (migflow.tasks)
+            (Path(run_dir) / PROGRESS_FILE).write_text(f"{epoch + 1} {config.epochs}\n")
         if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0
                                  or epoch + 1 == config.epochs):
             _checkpoint(ckpt, config, model, optimiser, generator, history)

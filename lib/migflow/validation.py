@@ -185,22 +185,53 @@ def baseline_period_flows(obs: xr.Dataset, methods) -> xr.DataArray:
     return xr.concat(parts, dim="period")
 
 
+def origin_shares(flows: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """Each compared corridor's share of its origin's total over the compared corridors.
+
+    ``flows`` and ``compared`` are (..., origin, destination); the paper's "proportion"
+    metric divides by the reporter's total over its partners. Reference and estimate are
+    both divided by their own totals over the same corridors, so that the metric asks
+    where an origin's migrants go, not how many there are. NaN outside ``compared`` and
+    where the total is 0.
+    """
+    values = np.where(compared, flows, 0.0)
+    total = values.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = values / total
+    return np.where(compared & (total > 0), share, np.nan)
+
+
 def five_year_table(estimates: dict[str, xr.DataArray], reference: xr.DataArray,
-                    reference_name: str) -> pd.DataFrame:
+                    reference_name: str, population: xr.DataArray | None = None
+                    ) -> pd.DataFrame:
     """Scores of several estimates against one reference, one row per estimate.
 
     Works for flows (period, origin, destination; off-diagonal corridors only) and for
-    net migration (period, country).
+    net migration (period, country). For flows the paper's two other metrics are added:
+    ``pearson_r_prop``, the correlation of each corridor's share of its origin's total
+    (:func:`origin_shares`), and, given ``population`` (period, country) at the start of
+    each period, ``pearson_r_rate``, that of flows per head of the origin's population.
     """
     mask = None
     if "origin" in reference.dims:
         reference = reference.transpose(..., "origin", "destination")
         mask = np.broadcast_to(_offdiag(reference.sizes["origin"]), reference.shape)
+        compared = mask & np.isfinite(reference.values)
     rows = []
     for name, est in estimates.items():
         est = est.transpose(*reference.dims)
-        rows.append({"estimate": name, "reference": reference_name,
-                     **scores(reference.values, est.values, mask)})
+        row = {"estimate": name, "reference": reference_name,
+               **scores(reference.values, est.values, mask)}
+        if mask is not None:
+            both = compared & np.isfinite(est.values)
+            row["pearson_r_prop"] = pearson(origin_shares(reference.values, both),
+                                            origin_shares(est.values, both))
+            if population is not None:
+                head = population.transpose("period", "country").values[:, :, None]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    row["pearson_r_rate"] = pearson(reference.values / head,
+                                                    est.values / head, both & (head > 0))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,138 @@
+"""Independent training tasks (ensemble members, cross-validation folds) on Dask.
+
+Members and folds are independent networks, so they parallelise perfectly. Each task is
+a function that trains one network into its own run folder; the driver only submits them
+and waits. Where they run is one string, the *scheduler*:
+
+- ``"serial"`` (or empty): in this process, one after another;
+- ``"local"``: a ``dask.distributed.LocalCluster`` on this machine, one single-threaded
+  worker process per core (at most one per task);
+- ``"tcp://host:port"``: a running scheduler, for example one started by dask-jobqueue on
+  a SLURM cluster (the workers must see the run folders).
+
+``None`` reads ``$DASK_SCHEDULER`` and falls back to ``default``.
+
+Progress: a worker cannot draw in the driver's notebook, but training writes the number
+of finished epochs to ``progress.txt`` in its run folder (:func:`migflow.training.train`);
+the driver polls those files and shows one progress bar per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+SERIAL = "serial"
+LOCAL = "local"
+PROGRESS_FILE = "progress.txt"
+POLL_SECONDS = 1.0
+CONNECT_TIMEOUT = "30s"  # how long to try reaching a remote scheduler
+
+
+def resolve_scheduler(scheduler: str | None, default: str = SERIAL) -> str:
+    """The scheduler to use: ``scheduler``, else ``$DASK_SCHEDULER``, else ``default``."""
+    value = scheduler if scheduler is not None else os.environ.get("DASK_SCHEDULER")
+    return value if value else default
+
+
+def is_serial(scheduler: str) -> bool:
+    """True for the in-process scheduler."""
+    return scheduler in ("", SERIAL)
+
+
+@contextmanager
+def dask_client(scheduler: str, n_tasks: int) -> Iterator:
+    """A ``dask.distributed`` client on a new ``LocalCluster`` or an existing scheduler."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler == LOCAL:
+        workers = max(1, min(os.cpu_count() or 1, n_tasks))
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except OSError as err:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler {scheduler!r} (DASK_SCHEDULER): {err}; "
+                "start one, or use DASK_SCHEDULER=local or serial") from err
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def read_progress(run_dir: str | os.PathLike) -> int:
+    """Epochs finished so far by the training in ``run_dir`` (0 if not started)."""
+    try:
+        return int((Path(run_dir) / PROGRESS_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def run_tasks(task: Callable[..., object], payload, args: Sequence[tuple],
+              run_dirs: Sequence[str | os.PathLike], names: Sequence[str], epochs: int,
+              scheduler: str, progress: bool = True) -> None:
+    """Run ``task(payload, *a, run_dir)`` for each ``a`` in ``args`` on a Dask cluster.
+
+    Parameters
+    ----------
+    task : callable
+        A module-level function (workers import it) that trains into its last argument,
+        the run folder.
+    payload : object
+        What every task reads (the dataset); sent to each worker once.
+    args : sequence of tuple
+        The other arguments of each task.
+    run_dirs : sequence of path
+        One run folder per task, polled for progress.
+    names : sequence of str
+        Unique names of the tasks, shown in the bars and used as Dask keys.
+    epochs : int
+        Epochs per task (the length of each bar).
+    scheduler : str
+        ``"local"`` or a scheduler address (see the module docstring).
+    progress : bool
+        Show one bar per task.
+
+    Raises
+    ------
+    Exception
+        The first error of a task, after the others were cancelled.
+    """
+    with dask_client(scheduler, len(args)) as client:
+        log.info("running %d tasks on %s", len(args), client)
+        data = client.scatter(payload, broadcast=True)
+        futures = [client.submit(task, data, *a, str(d), key=name, pure=False)
+                   for a, d, name in zip(args, run_dirs, names)]
+        bars = [tqdm(total=epochs, desc=name, position=i, disable=not progress, leave=True)
+                for i, name in enumerate(names)]
+        try:
+            while True:
+                time.sleep(POLL_SECONDS)
+                for bar, run_dir, future in zip(bars, run_dirs, futures):
+                    seen = epochs if future.status == "finished" else read_progress(run_dir)
+                    bar.update(max(0, min(seen, epochs) - bar.n))
+                failed = [f for f in futures if f.status == "error"]
+                if failed:
+                    client.cancel([f for f in futures if not f.done()])
+                    failed[0].result()  # raises the task's own exception
+                if all(f.done() for f in futures):
+                    break
+        finally:
+            for bar in bars:
+                bar.close()
+        for future in futures:
+            future.result()

@@ -1,0 +1,44 @@
+"""Where training tasks run: scheduler choice, progress files, errors from workers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from migflow import tasks
+
+
+def test_scheduler_comes_from_the_argument_then_the_environment(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER", raising=False)
+    assert tasks.resolve_scheduler(None) == "serial"
+    assert tasks.resolve_scheduler(None, default="local") == "local"
+    monkeypatch.setenv("DASK_SCHEDULER", "tcp://10.0.0.1:8786")
+    assert tasks.resolve_scheduler(None, default="local") == "tcp://10.0.0.1:8786"
+    assert tasks.resolve_scheduler("serial", default="local") == "serial"
+    monkeypatch.setenv("DASK_SCHEDULER", "")
+    assert tasks.resolve_scheduler(None, default="local") == "local"
+    assert tasks.is_serial("serial") and tasks.is_serial("") and not tasks.is_serial("local")
+
+
+def test_progress_file_is_read_leniently(tmp_path):
+    assert tasks.read_progress(tmp_path / "missing") == 0
+    (tmp_path / tasks.PROGRESS_FILE).write_text("")
+    assert tasks.read_progress(tmp_path) == 0
+    (tmp_path / tasks.PROGRESS_FILE).write_text("17 300\n")
+    assert tasks.read_progress(tmp_path) == 17
+
+
+def test_unreachable_scheduler_names_the_variable(monkeypatch):
+    monkeypatch.setattr(tasks, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ConnectionError, match="DASK_SCHEDULER"):
+        with tasks.dask_client("tcp://127.0.0.1:9", 1):
+            pass
+
+
+@pytest.mark.slow  # starts a LocalCluster
+def test_a_failing_task_raises_its_own_error(tmp_path):
+    # math.pow(2.0, run_dir) fails on the worker with a TypeError
+    with pytest.raises(TypeError):
+        tasks.run_tasks(math.pow, 2.0, [()], [tmp_path], ["bad task"], epochs=1,
+                        scheduler="local", progress=False)
