@@ -25,7 +25,7 @@ N             ?= 40# number of synthetic countries (5..231)
 SEED          ?= 0# base seed (members use SEED + m)
 PRESET        ?= quick# network and training preset: quick | real-cpu | paper
 EPOCHS        ?= 300# training epochs per network
-MEMBERS       ?= 4# ensemble members
+MEMBERS       ?= 3# ensemble members
 SAMPLES       ?= 3# covariate-noise samples per member
 DEVICE        ?= cpu# cpu | cuda | mps
 RAW_DATA_DIR  ?= # local copy of the raw public files (for DATA=real)
@@ -79,6 +79,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(PY) -m pip check
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@# papermill's kernels talk to it over loopback TCP; ipykernel 7 warns about that on every
+	@# start (a line per notebook in make's output). Keep only the kernel's errors.
+	mkdir -p $(VENV)/etc/ipython
+	echo 'c.IPKernelApp.log_level = "ERROR"' > $(VENV)/etc/ipython/ipython_kernel_config.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -139,16 +143,13 @@ $(FIGS): notebooks/05_figures.ipynb $(EST) $(VALID) | $(STAMP)
 ## ---- cross-validation (not part of `all`: it trains one network per fold) ----
 CV_SPLITS := $(if $(filter all,$(SPLIT)),random kfold country years,$(SPLIT))
 CV_TABLES := $(foreach s,$(CV_SPLITS),$(ESTIMATES)/crossval_$(s).csv)
-# folds train in parallel on a local Dask cluster unless DASK_SCHEDULER names another
-CV_SCHEDULER = $(if $(DASK_SCHEDULER),$(DASK_SCHEDULER),local)
-
 crossval: $(CV_TABLES) $(VALID) ## train one network per fold of SPLIT (FOLDS folds), score, refresh 04
 	$(call run_notebook,04_validation,$(COMMON),$(VALID))
 
 $(ESTIMATES)/crossval_%.csv: $(OBS) $(PARAMS)/crossval.params | $(STAMP)
 	@echo ">> cross-validation, split $* ($(DATA))"
 	$(PY) -m migflow.crossval --data $(DATA) --split $* --folds $(FOLDS) --epochs $(EPOCHS) \
-	  --seed $(SEED) --device $(DEVICE) --preset $(PRESET) --scheduler $(CV_SCHEDULER) \
+	  --seed $(SEED) --device $(DEVICE) --preset $(PRESET) --scheduler '$(DASK_SCHEDULER)' \
 	  || { rm -f $(ESTIMATES)/crossval_$*.csv $(ESTIMATES)/crossval_$*.nc $(ESTIMATES)/crossval_$*_corridors.csv; exit 1; }
 
 gallery: | $(STAMP) ## refresh the README's figure thumbnails in docs/gallery/ (synthetic world)

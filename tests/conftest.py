@@ -18,3 +18,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def local_scheduler():
+    """The address of a two-worker Dask ``LocalCluster``, started like the library's own.
+
+    Through :func:`migflow.tasks.dask_client`, so that the workers' OMP_NUM_THREADS=1 does
+    not stay in this process's environment and slow the pipeline's kernels down.
+    """
+    from migflow import tasks
+
+    with tasks.dask_client(tasks.LOCAL, 2) as client:
+        yield client.scheduler.address

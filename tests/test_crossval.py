@@ -212,17 +212,13 @@ def test_plots_of_the_tables(serial_run):
 
 
 @pytest.mark.slow  # about 25 s on two busy cores, most of it starting the Dask workers
-def test_local_cluster_gives_the_same_table_as_serial(serial_run, world, tmp_path):
-    from dask.distributed import LocalCluster
-
+def test_local_cluster_gives_the_same_table_as_serial(serial_run, world, tmp_path,
+                                                     local_scheduler):
     _, files = serial_run
     obs, truth = world
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        dask_files = crossval.run_crossval(obs, truth, TINY, "kfold", folds=2, seed=0,
-                                           runs_dir=tmp_path / "runs", out_dir=tmp_path,
-                                           scheduler=cluster.scheduler_address,
-                                           progress=False, threads=1)
+    dask_files = crossval.run_crossval(obs, truth, TINY, "kfold", folds=2, seed=0,
+                                       runs_dir=tmp_path / "runs", out_dir=tmp_path,
+                                       scheduler=local_scheduler, progress=False, threads=1)
     for key in ("table", "corridors"):
         pd.testing.assert_frame_equal(pd.read_csv(files[key]), pd.read_csv(dask_files[key]),
                                       check_exact=True)

@@ -96,19 +96,15 @@ def _estimates(path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow  # about 30 s on two cores, mostly starting the Dask workers
-def test_local_cluster_gives_estimates_identical_to_serial(world, tmp_path):
-    from dask.distributed import LocalCluster
-
+def test_local_cluster_gives_estimates_identical_to_serial(world, tmp_path, local_scheduler):
     obs, _ = world
     noise = NoiseConfig(samples=1)
     serial = tmp_path / "serial"
     ensemble.run_ensemble(obs, TINY, 2, noise, runs_dir=serial / "runs", out_dir=serial,
                           progress=False, scheduler="serial", threads=1)
     dask = tmp_path / "dask"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        ensemble.run_ensemble(obs, TINY, 2, noise, runs_dir=dask / "runs", out_dir=dask,
-                              progress=False, scheduler=cluster.scheduler_address, threads=1)
+    ensemble.run_ensemble(obs, TINY, 2, noise, runs_dir=dask / "runs", out_dir=dask,
+                          progress=False, scheduler=local_scheduler, threads=1)
     a, b = _estimates(serial), _estimates(dask)
     assert a.keys() == b.keys()
     for key in a:

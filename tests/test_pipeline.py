@@ -23,10 +23,10 @@ NOTEBOOKS = ["01_data_assembly", "02_training", "03_ensemble_uncertainty", "04_v
              "05_figures"]
 
 # Recovery thresholds for held-out annual flows against the truth. Measured on the default
-# run (seed 0, 4 members x 300 epochs, calibrated bands): Pearson r 0.88-0.90 on counts and
-# 0.82 on log(1 + x); single networks after 150 epochs reach 0.72-0.77 on log(1 + x). The
-# thresholds leave a margin of about 0.07 for other seeds and platforms (README,
-# "Recovery on the synthetic world").
+# run (seed 0, 3 members x 300 epochs, calibrated bands; 4 members gave the same): Pearson r
+# 0.88-0.90 on counts and 0.82 on log(1 + x); single networks after 150 epochs reach
+# 0.72-0.77 on log(1 + x). The thresholds leave a margin of about 0.07 for other seeds and
+# platforms (README, "Recovery on the synthetic world").
 MIN_HELDOUT_R = 0.80
 MIN_HELDOUT_R_LOG = 0.75
 # Calibration: the nominal 90% band covered 0.91 of the true held-out flows (50%: 0.56).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 
 import pytest
 
@@ -31,14 +33,34 @@ def test_progress_file_is_read_leniently(tmp_path):
 
 def test_unreachable_scheduler_names_the_variable(monkeypatch):
     monkeypatch.setattr(tasks, "CONNECT_TIMEOUT", "1s")
+    import distributed  # noqa: F401  (importing it sets its logger's level)
+
+    level = logging.getLogger("distributed").level
     with pytest.raises(ConnectionError, match="DASK_SCHEDULER"):
         with tasks.dask_client("tcp://127.0.0.1:9", 1):
             pass
+    assert logging.getLogger("distributed").level == level  # restored after a failure
 
 
 @pytest.mark.slow  # starts a LocalCluster
-def test_a_failing_task_raises_its_own_error(tmp_path):
+def test_a_failing_task_raises_its_own_error(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    environ = dict(os.environ)
     # math.pow(2.0, run_dir) fails on the worker with a TypeError
     with pytest.raises(TypeError):
         tasks.run_tasks(math.pow, 2.0, [()], [tmp_path], ["bad task"], epochs=1,
                         scheduler="local", progress=False)
+    # the cluster's start and stop chatter stays out of the caller's log
+    chatter = [r for r in caplog.records
+               if r.name.startswith("distributed") and r.levelno < logging.WARNING]
+    assert not chatter, chatter[:3]
+    # nor do the worker settings (OMP_NUM_THREADS=1, ...) stay in this process's environment
+    assert dict(os.environ) == environ
+
+
+def test_independent_networks_default_to_a_local_cluster_on_a_cpu_only(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER", raising=False)
+    assert tasks.resolve_scheduler(None, tasks.default_scheduler("cpu")) == "local"
+    assert tasks.resolve_scheduler("", tasks.default_scheduler("cpu")) == "local"
+    assert tasks.resolve_scheduler(None, tasks.default_scheduler("cuda")) == "serial"
+

@@ -9,9 +9,9 @@ dataset (:func:`migflow.splits.apply_split`), trains on the rest, and predicts f
 same hidden dataset, so no test value reaches the network, its scalings or its edges.
 
 Folds are independent tasks, run like the ensemble's members
-(:func:`migflow.ensemble.train_members`): serially by default, on a
-``dask.distributed`` ``LocalCluster`` (``"local"``), or on an existing cluster (its
-address, or ``$DASK_SCHEDULER``). A fold's run folder is reused when it holds a network
+(:func:`migflow.ensemble.train_members`): by default on a ``dask.distributed``
+``LocalCluster`` on a CPU and serially on a GPU (:func:`migflow.tasks.default_scheduler`),
+or on an existing cluster (its address, or ``$DASK_SCHEDULER``). A fold's run folder is reused when it holds a network
 with the same configuration and the same split (``split.nc`` stores the masks).
 
 Scores go into one tidy table (:data:`COLUMNS`): per fold and pooled over folds, on the
@@ -159,7 +159,7 @@ def train_folds(ds: xr.Dataset, config: RunConfig, splits: list[Split], dirs: li
         ``"serial"``: in this process; ``"local"``: a ``LocalCluster`` with one
         single-threaded worker per core (at most one per fold); otherwise the address of
         a running scheduler (see :mod:`migflow.tasks`). None reads ``$DASK_SCHEDULER``
-        and otherwise trains serially.
+        and otherwise uses ``"local"`` on the CPU and ``"serial"`` on a GPU.
     threads : int, optional
         Torch threads per fold (default 1: the per-edge tensors are small, and on a busy
         machine more threads make an epoch many times slower); None leaves torch's
@@ -170,7 +170,7 @@ def train_folds(ds: xr.Dataset, config: RunConfig, splits: list[Split], dirs: li
     list of Run
         Reloaded from ``dirs``, so they do not depend on where the folds ran.
     """
-    scheduler = tasks.resolve_scheduler(scheduler)
+    scheduler = tasks.resolve_scheduler(scheduler, tasks.default_scheduler(config.device))
     todo = [f for f, (s, d) in enumerate(zip(splits, dirs)) if not _reusable(d, config, s)]
     if todo and not tasks.is_serial(scheduler):
         for f in todo:
@@ -507,7 +507,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS))
     p.add_argument("--scheduler", default=None,
-                   help="serial | local | tcp://host:port (default: $DASK_SCHEDULER, serial)")
+                   help="serial | local | tcp://host:port (default: $DASK_SCHEDULER, else "
+                        "local on a CPU, serial on a GPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per fold (1)")
     p.add_argument("--frac", type=float, default=0.2, help="held-out fraction (random)")
     p.add_argument("--years", type=int, default=5, help="held-out trailing years (years)")

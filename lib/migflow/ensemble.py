@@ -225,8 +225,7 @@ def train_members(ds: xr.Dataset, config: RunConfig, seeds: list[int], dirs: lis
     ``dirs`` and reloaded here, so the results do not depend on where members ran; with
     ``threads=1`` (what Dask workers use) serial training gives the same weights.
     """
-    scheduler = tasks.resolve_scheduler(
-        scheduler, default=tasks.LOCAL if config.device == "cpu" else tasks.SERIAL)
+    scheduler = tasks.resolve_scheduler(scheduler, tasks.default_scheduler(config.device))
     todo = [m for m, (s, d) in enumerate(zip(seeds, dirs))
             if not _trained(d, config.replace(seed=s))]
     if todo and not tasks.is_serial(scheduler):

@@ -43,6 +43,13 @@ def resolve_scheduler(scheduler: str | None, default: str = SERIAL) -> str:
     return value if value else default
 
 
+def default_scheduler(device: str) -> str:
+    """Where independent networks train when nobody says: ``"local"`` on a CPU (one
+    single-threaded worker per core beats one process with two threads on small per-edge
+    tensors), ``"serial"`` on a GPU (processes sharing one accelerator gain little)."""
+    return LOCAL if device == "cpu" else SERIAL
+
+
 def is_serial(scheduler: str) -> bool:
     """True for the in-process scheduler."""
     return scheduler in ("", SERIAL)
@@ -53,25 +60,48 @@ def dask_client(scheduler: str, n_tasks: int) -> Iterator:
     """A ``dask.distributed`` client on a new ``LocalCluster`` or an existing scheduler."""
     from dask.distributed import Client, LocalCluster
 
-    cluster = None
-    if scheduler == LOCAL:
-        workers = max(1, min(os.cpu_count() or 1, n_tasks))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except OSError as err:
-            raise ConnectionError(
-                f"cannot reach the Dask scheduler {scheduler!r} (DASK_SCHEDULER): {err}; "
-                "start one, or use DASK_SCHEDULER=local or serial") from err
+    # distributed logs every worker start and stop at INFO, and those records reach the
+    # root logger's handlers (a notebook's logging.basicConfig) as a wall of lines
+    quiet = logging.getLogger("distributed")
+    old_level = quiet.level
+    quiet.setLevel(max(logging.WARNING, old_level))
+    # a LocalCluster's nannies set OMP_NUM_THREADS=1 (and more) in *this* process's
+    # environment before spawning workers and never undo it: every process started here
+    # afterwards (the next notebook's kernel under pytest) would run torch on one thread
+    environ = dict(os.environ)
+    cluster = client = None
     try:
+        if scheduler == LOCAL:
+            workers = max(1, min(os.cpu_count() or 1, n_tasks))
+            # ":0": the scheduler's web server on a free port (two clusters at once, e.g.
+            # a notebook's and a test's, would otherwise warn about port 8787)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+            except OSError as err:
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler {scheduler!r} (DASK_SCHEDULER): {err}; "
+                    "start one, or use DASK_SCHEDULER=local or serial") from err
         yield client
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
+        quiet.setLevel(old_level)
+        _restore_environ(environ)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Put ``os.environ`` back to ``saved``."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def read_progress(run_dir: str | os.PathLike) -> int:
@@ -117,8 +147,10 @@ def run_tasks(task: Callable[..., object], payload, args: Sequence[tuple],
         data = client.scatter(payload, broadcast=True)
         futures = [client.submit(task, data, *a, str(d), key=name, pure=False)
                    for a, d, name in zip(args, run_dirs, names)]
-        bars = [tqdm(total=epochs, desc=name, position=i, disable=not progress, leave=True)
-                for i, name in enumerate(names)]
+        # miniters=1: a bar redraws when its task finishes an epoch, not at every poll
+        # (which would print every bar each second into a log file)
+        bars = [tqdm(total=epochs, desc=name, position=i, disable=not progress, leave=True,
+                     miniters=1) for i, name in enumerate(names)]
         try:
             while True:
                 time.sleep(POLL_SECONDS)
