@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -33,7 +34,7 @@ def test_progress_file_is_read_leniently(tmp_path):
 
 def test_unreachable_scheduler_names_the_variable(monkeypatch):
     monkeypatch.setattr(tasks, "CONNECT_TIMEOUT", "1s")
-    import distributed  # noqa: F401  (importing it sets its logger's level)
+    importlib.import_module("distributed")  # importing it sets its logger's level
 
     level = logging.getLogger("distributed").level
     with pytest.raises(ConnectionError, match="DASK_SCHEDULER"):
@@ -64,3 +65,12 @@ def test_independent_networks_default_to_a_local_cluster_on_a_cpu_only(monkeypat
     assert tasks.resolve_scheduler("", tasks.default_scheduler("cpu")) == "local"
     assert tasks.resolve_scheduler(None, tasks.default_scheduler("cuda")) == "serial"
 
+
+
+def test_tasks_share_the_cores_of_a_local_cluster(monkeypatch):
+    monkeypatch.setattr(tasks.os, "cpu_count", lambda: 4)
+    assert tasks.task_threads("local", 1) == 4  # one task alone gets every core
+    assert tasks.task_threads("local", 2) == 2
+    assert tasks.task_threads("local", 5) == 1
+    assert tasks.task_threads("local", 1, threads=3) == 3  # an explicit count wins
+    assert tasks.task_threads("tcp://10.0.0.1:8786", 1) == 1  # remote workers: one each

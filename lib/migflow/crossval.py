@@ -27,13 +27,10 @@ import argparse
 import logging
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from . import paths, tasks
@@ -60,20 +57,6 @@ SIGNED_REFERENCES = ("net migration",)  # no log correlation for signed quantiti
 def fold_dir(runs_dir: str | os.PathLike, split: str, fold: int) -> Path:
     """Run folder of one fold: ``<runs_dir>/crossval_<split>/fold_<fold>``."""
     return Path(runs_dir) / f"crossval_{split}" / f"fold_{fold:02d}"
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Fix torch's intra-op thread count inside the block (None: leave it alone)."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _reusable(run_dir: Path, config: RunConfig, split: Split) -> bool:
@@ -121,7 +104,7 @@ def train_fold(ds: xr.Dataset | str | os.PathLike, config: RunConfig, split: Spl
     if not isinstance(ds, xr.Dataset):
         ds = xr.load_dataset(ds)
     run_dir = Path(run_dir)
-    with _torch_threads(threads):
+    with tasks.torch_threads(threads):
         if _reusable(run_dir, config, split):
             log.info("%s fold %d: reusing %s", split.name, split.fold, run_dir)
             return Run.load(run_dir, device=config.device)
@@ -175,7 +158,8 @@ def train_folds(ds: xr.Dataset, config: RunConfig, splits: list[Split], dirs: li
     if todo and not tasks.is_serial(scheduler):
         for f in todo:
             _clear_other_split(dirs[f], splits[f])
-        tasks.run_tasks(_train_fold_task, ds, [(config, splits[f], threads or 1) for f in todo],
+        per_task = tasks.task_threads(scheduler, len(todo), threads)
+        tasks.run_tasks(_train_fold_task, ds, [(config, splits[f], per_task) for f in todo],
                         [dirs[f] for f in todo],
                         [f"{splits[f].name} fold {splits[f].fold}" for f in todo],
                         config.epochs, scheduler, progress)
@@ -425,7 +409,7 @@ def run_crossval(ds: xr.Dataset, truth: xr.Dataset | None, config: RunConfig,
     dirs = [fold_dir(runs_dir, split, s.fold) for s in splits]
     runs = train_folds(ds, config, splits, dirs, progress=progress, scheduler=scheduler,
                        threads=threads)
-    with _torch_threads(threads):
+    with tasks.torch_threads(threads):
         preds = [predict(run, apply_split(ds, s)) for run, s in zip(runs, splits)]
     table = score_table(ds, truth, splits, preds)
     corridors = corridor_correlations(ds, truth, splits, preds)

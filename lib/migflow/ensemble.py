@@ -197,17 +197,16 @@ def train_member(ds: xr.Dataset | str | os.PathLike, config: RunConfig, member_s
     ``threads`` fixes torch's thread count for this member (the same count gives the
     same weights wherever the member runs).
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
     if not isinstance(ds, xr.Dataset):
         ds = xr.load_dataset(ds)
     run_dir = Path(run_dir)
     cfg = config.replace(seed=member_seed)
-    if _trained(run_dir, cfg):
-        log.info("member seed %d: reusing %s", member_seed, run_dir)
-        return Run.load(run_dir, device=config.device)
-    heldout = random_corridors(~np.isnan(ds["flow"].values), cfg.test_frac, member_seed)
-    return train(ds, cfg, run_dir=run_dir, heldout=heldout, progress=progress)
+    with tasks.torch_threads(threads):
+        if _trained(run_dir, cfg):
+            log.info("member seed %d: reusing %s", member_seed, run_dir)
+            return Run.load(run_dir, device=config.device)
+        heldout = random_corridors(~np.isnan(ds["flow"].values), cfg.test_frac, member_seed)
+        return train(ds, cfg, run_dir=run_dir, heldout=heldout, progress=progress)
 
 
 def train_members(ds: xr.Dataset, config: RunConfig, seeds: list[int], dirs: list[Path],
@@ -216,21 +215,22 @@ def train_members(ds: xr.Dataset, config: RunConfig, seeds: list[int], dirs: lis
     """Train the members serially or as tasks on a ``dask.distributed`` cluster.
 
     ``scheduler`` (see :mod:`migflow.tasks`): ``"serial"`` trains in this process;
-    ``"local"`` starts a ``LocalCluster`` on this machine (one single-threaded worker per
-    core); any other value is the address of a running scheduler (``tcp://host:port``,
+    ``"local"`` starts a ``LocalCluster`` on this machine (one worker per core, at most one
+    per member; the members running at once share the cores, :func:`tasks.task_threads`);
+    any other value is the address of a running scheduler (``tcp://host:port``,
     for example one started by dask-jobqueue on SLURM). ``None`` reads
     ``$DASK_SCHEDULER`` and otherwise uses ``"local"`` on the CPU and ``"serial"`` on a
     GPU (processes sharing one GPU gain little). Members already trained with the same
     configuration are reused without starting a cluster. Trained runs are written to
-    ``dirs`` and reloaded here, so the results do not depend on where members ran; with
-    ``threads=1`` (what Dask workers use) serial training gives the same weights.
+    ``dirs`` and reloaded here, so the results do not depend on where members ran: with
+    the same ``threads`` serial training gives the same weights.
     """
     scheduler = tasks.resolve_scheduler(scheduler, tasks.default_scheduler(config.device))
     todo = [m for m, (s, d) in enumerate(zip(seeds, dirs))
             if not _trained(d, config.replace(seed=s))]
     if todo and not tasks.is_serial(scheduler):
-        tasks.run_tasks(_train_member_task, ds,
-                        [(config, seeds[m], threads or 1) for m in todo],
+        per_task = tasks.task_threads(scheduler, len(todo), threads)
+        tasks.run_tasks(_train_member_task, ds, [(config, seeds[m], per_task) for m in todo],
                         [dirs[m] for m in todo], [f"member seed {seeds[m]}" for m in todo],
                         config.epochs, scheduler, progress)
     return [train_member(ds, config, s, d, progress, threads) for s, d in zip(seeds, dirs)]

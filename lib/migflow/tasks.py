@@ -5,8 +5,9 @@ a function that trains one network into its own run folder; the driver only subm
 and waits. Where they run is one string, the *scheduler*:
 
 - ``"serial"`` (or empty): in this process, one after another;
-- ``"local"``: a ``dask.distributed.LocalCluster`` on this machine, one single-threaded
-  worker process per core (at most one per task);
+- ``"local"``: a ``dask.distributed.LocalCluster`` on this machine, one worker process
+  per core (at most one per task), the tasks running at once sharing the cores
+  (:func:`task_threads`);
 - ``"tcp://host:port"``: a running scheduler, for example one started by dask-jobqueue on
   a SLURM cluster (the workers must see the run folders).
 
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,25 @@ def resolve_scheduler(scheduler: str | None, default: str = SERIAL) -> str:
 
 
 def default_scheduler(device: str) -> str:
-    """Where independent networks train when nobody says: ``"local"`` on a CPU (one
-    single-threaded worker per core beats one process with two threads on small per-edge
-    tensors), ``"serial"`` on a GPU (processes sharing one accelerator gain little)."""
+    """Where independent networks train when nobody says: ``"local"`` on a CPU, ``"serial"``
+    on a GPU (processes sharing one accelerator gain little).
+
+    On two cores, two single-threaded quick networks side by side train as fast as one
+    after the other with two threads each (0.85 s per epoch each against 0.41 s), and
+    with more cores processes keep scaling where torch's threads on small per-edge
+    tensors do not; the same code then reaches a remote cluster unchanged."""
     return LOCAL if device == "cpu" else SERIAL
+
+
+def task_threads(scheduler: str, n_tasks: int, threads: int | None = None) -> int:
+    """Torch threads per task: ``threads`` if given; on a local cluster the cores shared
+    among the tasks that run at once (one task on two cores gets both); else 1."""
+    if threads:
+        return threads
+    if scheduler == LOCAL:
+        cores = os.cpu_count() or 1
+        return max(1, cores // max(1, min(cores, n_tasks)))
+    return 1
 
 
 def is_serial(scheduler: str) -> bool:
@@ -102,6 +119,24 @@ def _restore_environ(saved: dict[str, str]) -> None:
     for key, value in saved.items():
         if os.environ.get(key) != value:
             os.environ[key] = value
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Fix torch's intra-op thread count inside the block (None: leave it alone).
+
+    A network's floating-point sums depend on the thread count, so a task trained with
+    the same count gives the same weights in this process and on a worker.
+    """
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def read_progress(run_dir: str | os.PathLike) -> int:
