@@ -11,8 +11,9 @@ same hidden dataset, so no test value reaches the network, its scalings or its e
 Folds are independent tasks, run like the ensemble's members
 (:func:`migflow.ensemble.train_members`): by default on a ``dask.distributed``
 ``LocalCluster`` on a CPU and serially on a GPU (:func:`migflow.tasks.default_scheduler`),
-or on an existing cluster (its address, or ``$DASK_SCHEDULER``). A fold's run folder is reused when it holds a network
-with the same configuration and the same split (``split.nc`` stores the masks).
+or on an existing cluster (its address, or ``$DASK_SCHEDULER``). A fold's run folder is
+reused when it holds a network with the same configuration and the same split
+(``split.nc`` stores the masks).
 
 Scores go into one tidy table (:data:`COLUMNS`): per fold and pooled over folds, on the
 training and the test entries, against the reported flows, the observed net migration
