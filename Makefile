@@ -15,7 +15,7 @@ SHELL := /bin/bash
 ## ---- parameters (override on the command line: make all EPOCHS=400) ----
 DATA          ?= synthetic# data source: synthetic | real
 ifeq ($(DATA),real)
-# the real world on 2 CPU cores within about 90 minutes (see README)
+# the real world on 2 CPU cores: about an hour (measured 64 min; see README)
 PRESET        ?= real-cpu
 EPOCHS        ?= 40
 MEMBERS       ?= 2
