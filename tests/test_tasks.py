@@ -35,7 +35,6 @@ def test_progress_file_is_read_leniently(tmp_path):
 def test_unreachable_scheduler_names_the_variable(monkeypatch):
     monkeypatch.setattr(tasks, "CONNECT_TIMEOUT", "1s")
     importlib.import_module("distributed")  # importing it sets its logger's level
-
     level = logging.getLogger("distributed").level
     with pytest.raises(ConnectionError, match="DASK_SCHEDULER"):
         with tasks.dask_client("tcp://127.0.0.1:9", 1):
@@ -64,7 +63,6 @@ def test_independent_networks_default_to_a_local_cluster_on_a_cpu_only(monkeypat
     assert tasks.resolve_scheduler(None, tasks.default_scheduler("cpu")) == "local"
     assert tasks.resolve_scheduler("", tasks.default_scheduler("cpu")) == "local"
     assert tasks.resolve_scheduler(None, tasks.default_scheduler("cuda")) == "serial"
-
 
 
 def test_tasks_share_the_cores_of_a_local_cluster(monkeypatch):

@@ -62,9 +62,13 @@ def task_threads(scheduler: str, n_tasks: int, threads: int | None = None) -> in
     if threads:
         return threads
     if scheduler == LOCAL:
-        cores = os.cpu_count() or 1
-        return max(1, cores // max(1, min(cores, n_tasks)))
+        return max(1, (os.cpu_count() or 1) // _local_workers(n_tasks))
     return 1
+
+
+def _local_workers(n_tasks: int) -> int:
+    """Workers of a local cluster: one per core, at most one per task."""
+    return max(1, min(os.cpu_count() or 1, n_tasks))
 
 
 def is_serial(scheduler: str) -> bool:
@@ -89,7 +93,7 @@ def dask_client(scheduler: str, n_tasks: int) -> Iterator:
     cluster = client = None
     try:
         if scheduler == LOCAL:
-            workers = max(1, min(os.cpu_count() or 1, n_tasks))
+            workers = _local_workers(n_tasks)
             # ":0": the scheduler's web server on a free port (two clusters at once, e.g.
             # a notebook's and a test's, would otherwise warn about port 8787)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
